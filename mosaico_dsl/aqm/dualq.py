@@ -1,0 +1,215 @@
+"""The DualQ Coupled AQM (RFC 9332) exactly as the P4 backend implements it, in integers.
+
+This module is the single definition of the algorithm the generated P4 runs: the P4
+templates print :class:`DualQConstants` and mirror :func:`pi_update`, :func:`classic_verdict`
+and :func:`l4s_verdict` line for line; the simulator calls these functions per packet; the
+P4 tests derive their expectations from them. ``reference.py`` holds RFC 9332's float
+pseudocode, and the tests bound the difference between the two.
+
+Representation (matching v1model):
+
+* times are microseconds (``standard_metadata.deq_timedelta`` is µs, 32 bit;
+  ``egress_global_timestamp`` is µs, 48 bit);
+* probabilities are 32-bit fixed point: ``P = round(p · 2^32)`` clamped to ``MAX_PROB``;
+* the PI gains alpha and beta (Hz) are pre-scaled to ``Δp' per µs of delay`` in 2^-32 units
+  and written as a few signed powers of two, so the update is shifts and adds only;
+* the update runs lazily when a packet leaves and ``now − last_update ≥ Tupdate``; up to
+  ``MAX_FOLDED`` missed (idle) intervals are folded in as compile-time constants;
+* p'² uses two independent 32-bit random draws: ``r1 < P and r2 < P``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "MAX_PROB", "PROB_ONE", "MAX_FOLDED", "Verdict", "ShiftAdd", "DualQConstants",
+    "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_probability",
+    "coupled_probability", "csd",
+]
+
+PROB_ONE = 1 << 32
+MAX_PROB = PROB_ONE - 1
+MAX_FOLDED = 7  # idle intervals folded into one lazy update (beyond: capped)
+_US = 1_000_000
+
+
+class Verdict(Enum):
+    PASS = "pass"
+    MARK = "mark"
+    DROP = "drop"
+
+
+def csd(value: int, max_terms: int) -> tuple[tuple[int, int], ...]:
+    """``value`` ≈ Σ sign·2^shift with at most ``max_terms`` terms, most significant first.
+
+    Greedy: each term is the power of two nearest to what is left, so the error after n
+    terms is at most a third of the previous term; exact for sums of few powers of two.
+    """
+    terms: list[tuple[int, int]] = []
+    rest = value
+    while rest and len(terms) < max_terms:
+        mag = abs(rest)
+        low = mag.bit_length() - 1
+        shift = low + 1 if (1 << (low + 1)) - mag < mag - (1 << low) else low
+        sign = 1 if rest > 0 else -1
+        terms.append((sign, shift))
+        rest -= sign << shift
+    return tuple(terms)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftAdd:
+    """A constant multiplier written as shifts and adds: ``x*c ≈ Σ sign·(x << shift)``."""
+
+    terms: tuple[tuple[int, int], ...]  # (sign, shift)
+    exact: float  # the real-valued multiplier it approximates
+
+    @classmethod
+    def of(cls, exact: float, max_terms: int = 4) -> ShiftAdd:
+        return cls(csd(round(exact), max_terms), exact)
+
+    @property
+    def value(self) -> int:
+        return sum(s << k for s, k in self.terms)
+
+    def __call__(self, x: int) -> int:
+        return sum((x << k) if s > 0 else -(x << k) for s, k in self.terms)
+
+    @property
+    def relative_error(self) -> float:
+        return abs(self.value - self.exact) / self.exact if self.exact else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DualQConstants:
+    """Every number the P4 program and the simulator need, computed by the compiler."""
+
+    target_us: int
+    tupdate_us: int
+    alpha: ShiftAdd  # 2^-32 units of p' per µs of (qdelay − target), per update
+    beta: ShiftAdd  # 2^-32 units of p' per µs of (qdelay − previous qdelay), per update
+    idle_decay: tuple[int, ...]  # p' decrease for 1..MAX_FOLDED extra idle intervals
+    coupling: ShiftAdd  # k, in 1/2^COUPLING_FRAC units
+    step: bool
+    min_th_us: int
+    range_us: int
+    ramp: ShiftAdd  # 2^32 / range_us
+    th_len: int
+    classic_ect_drop_p: int  # P at or above which Classic ECT packets are dropped, not marked
+    buffer_us: int
+
+    COUPLING_FRAC = 4  # k is applied as (P * k·16) >> 4: k = 2 is one shift
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> DualQConstants:
+        """From a DualQ instance's IR arguments (times as :class:`~mosaico_dsl.units.Time`)."""
+        us = lambda t: max(0, round(t.ns / 1000))  # noqa: E731
+        target, tupdate = us(args["classic_target"]), max(1, us(args["tupdate"]))
+        alpha_hz, beta_hz = float(args["alpha"]), float(args["beta"])
+        k = float(args["coupling"])
+        per_us = PROB_ONE / _US
+        alpha = ShiftAdd.of(alpha_hz * per_us)
+        beta = ShiftAdd.of(beta_hz * per_us)
+        decay_one = alpha.value * target  # an idle interval: qdelay 0, so Δ = α·(0 − target)
+        range_us = max(1, us(args["l4s_range"]))
+        p_cmax = min(1.0 / (k * k), 1.0)
+        return cls(
+            target_us=target,
+            tupdate_us=tupdate,
+            alpha=alpha,
+            beta=beta,
+            idle_decay=tuple(decay_one * m for m in range(1, MAX_FOLDED + 1)),
+            coupling=ShiftAdd.of(k * (1 << cls.COUPLING_FRAC)),
+            step=args["l4s_mode"] == "step",
+            min_th_us=us(args["l4s_min_th"]),
+            range_us=range_us,
+            ramp=ShiftAdd.of(PROB_ONE / range_us),
+            th_len=int(args["th_len"]),
+            classic_ect_drop_p=min(MAX_PROB, round((p_cmax ** 0.5) * PROB_ONE)),
+            buffer_us=us(args["buffer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DualQState:
+    """Per-egress-port registers."""
+
+    p: int = 0  # p' in 2^-32 units
+    last_update_us: int = 0
+    qdelay_c_us: int = 0  # the latest Classic queue delay sample
+    qdelay_c_seen_us: int = 0  # when that sample was taken
+    qdelay_c_prev_us: int = 0  # the sample used by the previous update
+    qdelay_l_us: int = 0  # the latest L queue delay sample (monitoring)
+
+
+def _clamp(x: int) -> int:
+    return 0 if x < 0 else MAX_PROB if x > MAX_PROB else x
+
+
+def pi_update(c: DualQConstants, s: DualQState, now_us: int) -> DualQState:
+    """The lazy PI2 update: runs when ``now − last_update ≥ Tupdate``, else returns ``s``.
+
+    The Classic delay used is the latest sample, or 0 if no Classic packet left during the
+    last Tupdate (the Classic queue is then empty). Missed intervals beyond the first each
+    add the idle decay α·(0 − target); more than MAX_FOLDED are capped.
+    """
+    elapsed = now_us - s.last_update_us
+    if elapsed < c.tupdate_us:
+        return s
+    q = s.qdelay_c_us if now_us - s.qdelay_c_seen_us < c.tupdate_us else 0
+    delta = c.alpha(q - c.target_us) if q >= c.target_us else -c.alpha(c.target_us - q)
+    if q >= s.qdelay_c_prev_us:
+        delta += c.beta(q - s.qdelay_c_prev_us)
+    else:
+        delta -= c.beta(s.qdelay_c_prev_us - q)
+    # elapsed >= m·Tupdate for m = 2..MAX_FOLDED+1: compare against constants, no division.
+    missed = 0
+    for m in range(2, MAX_FOLDED + 2):
+        if elapsed >= m * c.tupdate_us:
+            missed = m - 1
+    if missed:
+        delta -= c.idle_decay[missed - 1]
+    return replace(s, p=_clamp(s.p + delta), last_update_us=now_us, qdelay_c_prev_us=q)
+
+
+def coupled_probability(c: DualQConstants, p: int) -> int:
+    """p_CL = min(k·p', 1) in 2^-32 units; ``PROB_ONE`` or more means overload."""
+    return c.coupling(p) >> DualQConstants.COUPLING_FRAC
+
+
+def l4s_probability(c: DualQConstants, p: int, qdelay_l_us: int) -> int:
+    """p_L = max(native ramp or step on the L delay, p_CL), clamped to MAX_PROB."""
+    if c.step:
+        native = MAX_PROB if qdelay_l_us >= c.min_th_us else 0
+    elif qdelay_l_us <= c.min_th_us:
+        native = 0
+    elif qdelay_l_us >= c.min_th_us + c.range_us:
+        native = MAX_PROB
+    else:
+        native = _clamp(c.ramp(qdelay_l_us - c.min_th_us))
+    return max(native, min(coupled_probability(c, p), MAX_PROB))
+
+
+def classic_verdict(c: DualQConstants, s: DualQState, ecn: int, qlen: int, r1: int,
+                    r2: int) -> Verdict:
+    """A Classic packet leaving: drop (Not-ECT) or mark (ECT(0)) with p'², via two draws."""
+    if qlen < c.th_len or not (r1 < s.p and r2 < s.p):
+        return Verdict.PASS
+    if ecn == 0 or s.p >= c.classic_ect_drop_p:
+        return Verdict.DROP
+    return Verdict.MARK
+
+
+def l4s_verdict(c: DualQConstants, s: DualQState, qdelay_l_us: int, qlen: int, r1: int,
+                r2: int, r3: int) -> Verdict:
+    """An L packet leaving: CE-mark with p_L; under overload (k·p' ≥ 1) drop with p'²."""
+    if qlen < c.th_len:
+        return Verdict.PASS
+    if coupled_probability(c, s.p) >= PROB_ONE and r1 < s.p and r2 < s.p:
+        return Verdict.DROP
+    p_l = l4s_probability(c, s.p, qdelay_l_us)
+    return Verdict.MARK if p_l == MAX_PROB or r3 < p_l else Verdict.PASS

@@ -1,0 +1,117 @@
+"""What a name can mean, and where names are looked up.
+
+A :class:`Scope` is an immutable chain of frames: the prelude (``std.net``), a module's
+top level, a function's parameters, a topology's nodes. Lookup walks outward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Union
+
+from ..diagnostics import Span
+from ..lang import _ast as A
+from .types import Type
+
+if TYPE_CHECKING:
+    from .modules import LoadedModule
+
+__all__ = ["ValueBinding", "ModuleBinding", "PackageBinding", "FunctionBinding",
+           "HeaderBinding", "TopologyBinding", "NodeBinding", "Binding", "Scope", "HeaderField",
+           "Header"]
+
+
+@dataclass(frozen=True)
+class ValueBinding:
+    """A constant or a bound parameter, already evaluated."""
+
+    type: Type
+    value: Any
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class ModuleBinding:
+    module: LoadedModule
+
+
+@dataclass(frozen=True)
+class PackageBinding:
+    """``std`` after ``import std.l4s``: a namespace whose members are imported modules."""
+
+    path: tuple[str, ...]
+    modules: Mapping[tuple[str, ...], LoadedModule]
+
+
+@dataclass(frozen=True)
+class FunctionBinding:
+    qualname: str
+    decl: A.FunctionDecl
+    module: LoadedModule
+
+
+@dataclass(frozen=True)
+class HeaderField:
+    name: str
+    type: Type
+    bits: int
+    max: int | None  # the largest value for `int in 0..N` fields
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    fields: Mapping[str, HeaderField]
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class HeaderBinding:
+    header: Header
+
+
+@dataclass(frozen=True)
+class TopologyBinding:
+    decl: A.TopologyDecl
+    module: LoadedModule
+
+
+@dataclass(frozen=True)
+class NodeBinding:
+    """A node of the topology a service runs on, usable as a value (``to: server``)."""
+
+    name: str
+    kind: str  # switch | host | endpoint
+    ip: Any = None  # IPv4Address for endpoints
+
+
+Binding = Union[ValueBinding, ModuleBinding, PackageBinding, FunctionBinding, HeaderBinding,
+                TopologyBinding, NodeBinding]
+
+
+@dataclass(frozen=True)
+class Scope:
+    names: Mapping[str, Binding] = field(default_factory=lambda: MappingProxyType({}))
+    parent: Scope | None = None
+
+    def lookup(self, name: str) -> Binding | None:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        return None
+
+    def child(self, names: Mapping[str, Binding]) -> Scope:
+        return Scope(MappingProxyType(dict(names)), self)
+
+    def visible(self) -> list[str]:
+        """Every name in scope (for did-you-mean hints)."""
+        out: dict[str, None] = {}
+        scope: Scope | None = self
+        while scope is not None:
+            out.update(dict.fromkeys(scope.names))
+            scope = scope.parent
+        return list(out)

@@ -1,0 +1,197 @@
+"""The ``mosaico`` command line.
+
+Exit codes: 0 success, 1 the program has errors (diagnostics printed), 2 usage errors
+(click's convention), 3 an internal error (a bug in mosaico — never a user mistake).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from ._version import __version__
+from .diagnostics import CompileError, Diagnostic, render_json, render_text
+
+__all__ = ["main", "cli"]
+
+EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+
+
+def _emit(diagnostics: Sequence[Diagnostic], sources, fmt: str = "text") -> None:
+    if not diagnostics:
+        return
+    if fmt == "json":
+        click.echo(render_json(diagnostics), err=True)
+    else:
+        click.echo(render_text(diagnostics, sources), err=True)
+        errors = sum(d.is_error for d in diagnostics)
+        warnings = len(diagnostics) - errors
+        parts = [f"{n} {w}{'s' if n != 1 else ''}" for n, w in
+                 ((errors, "error"), (warnings, "warning")) if n]
+        click.echo(f"\n{', '.join(parts)}", err=True)
+
+
+def _guard(fn: Callable) -> Callable:
+    """Turn CompileError into diagnostics + exit 1, and bugs into a short report + exit 3."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CompileError as e:
+            _emit(e.diagnostics, e.sources, kwargs.get("fmt", "text"))
+            sys.exit(EXIT_ERRORS)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+            debug = click.get_current_context().find_root().params.get("debug")
+            if debug:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(e).__name__}: {e}\n"
+                       "This is a bug in mosaico, not in your program; rerun with "
+                       "`mosaico --debug ...` and report the traceback.", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper
+
+
+_FILES = click.argument("files", nargs=-1, required=True,
+                        type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+_SEARCH = click.option("-I", "search", multiple=True, type=click.Path(file_okay=False),
+                       help="Extra directory to search for imported modules.")
+
+
+class _LazyGroup(click.Group):
+    """Subcommands of other subsystems load on first use, keeping `mosaico check` fast."""
+
+    lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, _, attr = self.lazy[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mosaico")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def cli(debug: bool) -> None:
+    """mosaico — secure, low-latency service chains for P4 switches and VNFs."""
+
+
+def _read(path: str) -> tuple[str, str]:
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except UnicodeDecodeError as e:
+        raise click.UsageError(f"{path} is not UTF-8 text: {e}") from None
+
+
+@cli.command()
+@_FILES
+@_SEARCH
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="Diagnostics as text (default) or JSON.")
+@_guard
+def check(files: tuple[str, ...], search: tuple[str, ...], fmt: str) -> None:
+    """Check programs: syntax, names, types, units, chains and requirements."""
+    from .compiler import _check
+
+    failed = False
+    for path in files:
+        text, name = _read(path)
+        try:
+            _, diagnostics, _, sources = _check(text if path == "-" else Path(path),
+                                                [Path(s) for s in search])
+        except CompileError as e:
+            _emit(e.diagnostics, e.sources, fmt)
+            failed = True
+            continue
+        _emit(diagnostics, sources, fmt)
+        if fmt == "text":
+            click.echo(f"{name}: ok", err=True)
+    if failed:
+        sys.exit(EXIT_ERRORS)
+
+
+@cli.command()
+@_FILES
+@click.option("--check", "check_only", is_flag=True,
+              help="Do not write; exit 1 if a file is not formatted.")
+@click.option("--diff", is_flag=True, help="Print a unified diff instead of writing.")
+@_guard
+def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
+    """Format programs canonically (in place; `-` formats stdin to stdout)."""
+    from .lang.parser import parse
+    from .lang.printer import format_module
+
+    failed = would_change = False
+    for path in files:
+        text, name = _read(path)
+        result = parse(text, name)
+        if result.module is None:
+            _emit(result.diagnostics, {name: text})
+            failed = True
+            continue
+        out = format_module(result.module)
+        if path == "-" and not (check_only or diff):
+            click.echo(out, nl=False)
+        elif out != text:
+            would_change = True
+            if diff:
+                click.echo("".join(difflib.unified_diff(
+                    text.splitlines(True), out.splitlines(True), name,
+                    f"{name} (formatted)")), nl=False)
+            elif check_only:
+                click.echo(f"would reformat {name}", err=True)
+            else:
+                Path(path).write_text(out, encoding="utf-8")
+                click.echo(f"reformatted {name}", err=True)
+    if failed or (would_change and (check_only or diff)):
+        sys.exit(EXIT_ERRORS)
+
+
+@cli.command("compile")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Output directory (replaced atomically).")
+@click.option("--emit", multiple=True, help="Only these artifact kinds (repeatable).")
+@_SEARCH
+@_guard
+def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str, ...]) -> None:
+    """Check, place and generate every artifact into a directory."""
+    from .compiler import BACKENDS, compile
+
+    unknown = [e for e in emit if e not in BACKENDS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}; choose from {', '.join(BACKENDS)}",
+                                 param_hint="--emit")
+    result = compile(Path(file), emit=list(emit) or None, search_paths=[Path(s) for s in search])
+    _emit(result.warnings, result.sources)
+    out = result.write(output)
+    click.echo(f"wrote {len(result.artifacts)} files to {out}/", err=True)
+
+
+# Commands living with their subsystem: name → "module:click_command".
+_LazyGroup.lazy = {
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="mosaico")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,171 @@
+"""The pipeline driver: source (text, file or API program) → checked IR → artifacts.
+
+Each stage is a pass with one input and one output type; this module only sequences them
+and collects their diagnostics. Backends are functions ``(Compilation) -> {path: bytes}``
+listed in :data:`BACKENDS`, so adding a target does not touch the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._atomic import write_tree
+from ._version import __version__
+from .check import check_module
+from .diagnostics import CompileError, Diagnostic, has_errors
+from .ir import Program as IRProgram
+from .ir import program_to_json
+from .lang import _ast as A
+from .lang.parser import parse
+from .place import Placement, PlacementError, place
+
+__all__ = ["Source", "Compilation", "CompileResult", "load", "check", "compile", "BACKENDS"]
+
+Source = Any  # str (text), Path (file), A.Module, or api.Program
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    module: A.Module
+    sources: dict[str, str]
+    text: str | None
+
+
+def load(source: Source, *, file: str | None = None) -> _Loaded:
+    """Parse ``source`` into a module; raises :class:`CompileError` on syntax errors."""
+    from .api import Program as ApiProgram
+
+    if isinstance(source, ApiProgram):
+        return _Loaded(source.ast, {}, None)
+    if isinstance(source, A.Module):
+        return _Loaded(source, {}, None)
+    if isinstance(source, Path):
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            from .diagnostics import error
+            raise CompileError([error("E0101", f"cannot read {source}: {e}")]) from None
+        file = str(source)
+    elif isinstance(source, str):
+        text, file = source, file or "<input>"
+    else:
+        raise TypeError(f"cannot compile a {type(source).__name__}")
+    result = parse(text, file)
+    sources = {file: text}
+    if result.module is None:
+        raise CompileError(result.diagnostics, sources)
+    return _Loaded(result.module, sources, text)
+
+
+def check(source: Source, *, search_paths: Sequence[Path] = ()) -> IRProgram:
+    """Check a program and return its IR; raises :class:`CompileError` with all errors."""
+    return _check(source, search_paths)[0]
+
+
+def _check(source: Source, search_paths: Sequence[Path]
+           ) -> tuple[IRProgram, tuple[Diagnostic, ...], _Loaded, dict[str, str]]:
+    loaded = load(source)
+    paths = list(search_paths)
+    if loaded.module.path and not loaded.module.path.startswith("<"):
+        paths.insert(0, Path(loaded.module.path).parent)
+    result = check_module(loaded.module, search_paths=paths, sources=loaded.sources)
+    if result.program is None or has_errors(result.diagnostics):
+        raise CompileError(result.diagnostics, result.sources)
+    return result.program, result.diagnostics, loaded, result.sources
+
+
+@dataclass(frozen=True)
+class Compilation:
+    """What backends read: the IR and where each function runs."""
+
+    program: IRProgram
+    placement: Placement
+    source_path: str
+    source_text: str | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+Backend = Callable[[Compilation], Mapping[str, bytes]]
+
+
+def _ir_backend(c: Compilation) -> Mapping[str, bytes]:
+    return {"ir.json": program_to_json(c.program).encode()}
+
+
+def _placement_backend(c: Compilation) -> Mapping[str, bytes]:
+    text = json.dumps(c.placement.to_json(), indent=2, sort_keys=True) + "\n"
+    return {"placement.json": text.encode()}
+
+
+# Artifact kinds in the order they are generated; `mosaico compile --emit KIND` selects.
+BACKENDS: dict[str, Backend] = {
+    "ir": _ir_backend,
+    "placement": _placement_backend,
+}
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    program: IRProgram
+    placement: Placement
+    diagnostics: tuple[Diagnostic, ...]
+    artifacts: Mapping[str, bytes]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if not d.is_error)
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write every artifact to ``out_dir`` atomically (the old tree is replaced)."""
+        out = Path(out_dir)
+        modes = {p: 0o755 for p in self.artifacts if p.endswith(".sh")}
+        write_tree(out, self.artifacts, modes)
+        return out
+
+
+def _manifest(c: Compilation, artifacts: Mapping[str, bytes], emit: Sequence[str]) -> bytes:
+    doc = {
+        "mosaico": __version__,
+        "source": {
+            "path": Path(c.source_path).name,
+            "sha256": hashlib.sha256(c.source_text.encode()).hexdigest()
+            if c.source_text is not None else None,
+        },
+        "emit": list(emit),
+        "services": [s.name for s in c.program.services],
+        "files": {p: hashlib.sha256(b).hexdigest() for p, b in sorted(artifacts.items())},
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def compile(source: Source, *, emit: Sequence[str] | None = None,
+            search_paths: Sequence[Path] = (), options: Mapping[str, Any] | None = None
+            ) -> CompileResult:
+    """Check and generate every artifact; raises :class:`CompileError` on any error."""
+    program, diagnostics, loaded, sources = _check(source, search_paths)
+    emit = list(emit) if emit is not None else list(BACKENDS)
+    unknown = [e for e in emit if e not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown --emit {', '.join(unknown)}; choose from "
+                         f"{', '.join(BACKENDS)}")
+    try:
+        placement = place(program)
+    except PlacementError as e:
+        raise CompileError(e.diagnostics, sources) from None
+    c = Compilation(program, placement, loaded.module.path, loaded.text, dict(options or {}))
+    artifacts: dict[str, bytes] = {}
+    for name in emit:
+        produced = BACKENDS[name](c)
+        clash = set(produced) & set(artifacts)
+        if clash:  # pragma: no cover - backends write disjoint paths by construction
+            raise RuntimeError(f"backend {name} overwrites {sorted(clash)}")
+        artifacts.update(produced)
+    artifacts["manifest.json"] = _manifest(c, artifacts, emit)
+    return CompileResult(program, placement, diagnostics, dict(sorted(artifacts.items())),
+                         sources)
