@@ -32,3 +32,14 @@ __all__ = [
     # units
     "Time", "Bandwidth", "Rate", "Size", "Percent", "parse_quantity",
 ]
+
+
+# `%load_ext mosaico_dsl`: IPython is imported only when the extension is loaded.
+def load_ipython_extension(ipython) -> None:
+    from .ipython import load_ipython_extension as load
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .ipython import unload_ipython_extension as unload
+    unload(ipython)

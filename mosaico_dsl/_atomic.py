@@ -42,13 +42,15 @@ def write_tree(target: Path, files: Mapping[str, bytes], modes: Mapping[str, int
         os.chmod(tmp, 0o755)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rename(target, old / "tree")
             try:
-                os.rename(tmp, target)
-            except OSError:
-                os.rename(old / "tree", target)  # put the previous tree back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
+                os.rename(target, old / "tree")
+                try:
+                    os.rename(tmp, target)
+                except OSError:
+                    os.rename(old / "tree", target)  # put the previous tree back
+                    raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
     except BaseException:

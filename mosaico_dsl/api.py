@@ -388,6 +388,15 @@ class Topology:
     def __repr__(self) -> str:
         return f"<Topology {self.name}: {len(self._nodes)} nodes, {len(self._links)} links>"
 
+    # Rich displays (notebooks): drawn by mosaico_dsl.display, imported on first use.
+    def _repr_html_(self) -> str:
+        from .display import topology_view
+        return topology_view(self)._repr_html_()
+
+    def _repr_svg_(self) -> str | None:
+        from .display import topology_view
+        return topology_view(self)._repr_svg_()
+
 
 # ----------------------------------------------------------------------------- chains
 
@@ -450,7 +459,7 @@ class _FunctionRef:
         return ".".join((*self.module, self.name)) if self.module else self.name
 
 
-# ----------------------------------------------------------------------------- consts and composites
+# ----------------------------------------------------------------------------- consts, composites
 
 
 class Const(_AstLike):
@@ -642,3 +651,12 @@ class Program:
         for i in self.items:
             kinds[type(i).__name__] = kinds.get(type(i).__name__, 0) + 1
         return "<Program " + ", ".join(f"{n} {k.lower()}" for k, n in kinds.items()) + ">"
+
+    # Rich displays (notebooks): drawn by mosaico_dsl.display, imported on first use.
+    def _repr_html_(self) -> str:
+        from .display import program_view
+        return program_view(self)._repr_html_()
+
+    def _repr_svg_(self) -> str | None:
+        from .display import program_view
+        return program_view(self)._repr_svg_()

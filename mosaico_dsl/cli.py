@@ -50,7 +50,7 @@ def _guard(fn: Callable) -> Callable:
             sys.exit(EXIT_ERRORS)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
-        except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        except Exception as e:
             debug = click.get_current_context().find_root().params.get("debug")
             if debug:
                 traceback.print_exc()
@@ -186,6 +186,13 @@ def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str
 
 # Commands living with their subsystem: name → "module:click_command".
 _LazyGroup.lazy = {
+    "deploy": "mosaico_dsl.runtime.cli:deploy_cmd",
+    "plan": "mosaico_dsl.runtime.cli:plan_cmd",
+    "status": "mosaico_dsl.runtime.cli:status_cmd",
+    "destroy": "mosaico_dsl.runtime.cli:destroy_cmd",
+    "target": "mosaico_dsl.runtime.cli:target_group",
+    "sim": "mosaico_dsl.sim.cli:sim",
+    "place": "mosaico_dsl.place.cli:place_cmd",
 }
 
 

@@ -98,14 +98,28 @@ def _ir_backend(c: Compilation) -> Mapping[str, bytes]:
 
 
 def _placement_backend(c: Compilation) -> Mapping[str, bytes]:
-    text = json.dumps(c.placement.to_json(), indent=2, sort_keys=True) + "\n"
-    return {"placement.json": text.encode()}
+    from .place.report import placement_document  # the document `mosaico place` writes
+
+    return {"placement.json": placement_document(c.placement)}
+
+
+def _vnf_backend(c: Compilation) -> Mapping[str, bytes]:
+    from .backends.vnf import generate
+    return generate(c)
 
 
 # Artifact kinds in the order they are generated; `mosaico compile --emit KIND` selects.
+def _p4_backend(c: Compilation) -> Mapping[str, bytes]:
+    from .backends.p4 import generate
+
+    return generate(c)
+
+
 BACKENDS: dict[str, Backend] = {
     "ir": _ir_backend,
     "placement": _placement_backend,
+    "p4": _p4_backend,
+    "vnf": _vnf_backend,
 }
 
 

@@ -12,7 +12,7 @@ import html
 import json
 import linecache
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from ._codes import CODES
@@ -198,13 +198,3 @@ def render_html(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str] | 
         parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
-
-
-@dataclass
-class _Sink:
-    """A pass-local list of diagnostics (never shared between passes)."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def __call__(self, d: Diagnostic) -> None:
-        self.items.append(d)

@@ -219,9 +219,13 @@ def split_quantity(text: str) -> tuple[Decimal, str] | None:
 def make_quantity(magnitude: Decimal | int | Fraction, unit: str) -> Quantity:
     """Build the typed quantity; raises ``ValueError`` if it is not whole in the base unit."""
     dim, factor = UNITS[unit]
-    exact = Fraction(magnitude) * factor
     if dim is Dim.PERCENT:
-        return Percent(exact)
+        return Percent(Fraction(magnitude))
+    if isinstance(magnitude, (Decimal, int)):
+        scaled = magnitude * factor
+        if scaled == int(scaled):  # the common case, without Fraction arithmetic
+            return _CLASSES[dim](int(scaled))
+    exact = Fraction(magnitude) * factor
     if exact.denominator != 1:
         cls = _CLASSES[dim]
         raise ValueError(

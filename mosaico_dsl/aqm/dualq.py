@@ -4,7 +4,8 @@ This module is the single definition of the algorithm the generated P4 runs: the
 templates print :class:`DualQConstants` and mirror :func:`pi_update`, :func:`classic_verdict`
 and :func:`l4s_verdict` line for line; the simulator calls these functions per packet; the
 P4 tests derive their expectations from them. ``reference.py`` holds RFC 9332's float
-pseudocode, and the tests bound the difference between the two.
+pseudocode, ``tests/aqm`` bounds the difference between the two, and ``docs/l4s.md``
+states every bound and maps the P4 to the RFC line by line.
 
 Representation (matching v1model):
 
@@ -15,7 +16,13 @@ Representation (matching v1model):
   and written as a few signed powers of two, so the update is shifts and adds only;
 * the update runs lazily when a packet leaves and ``now − last_update ≥ Tupdate``; up to
   ``MAX_FOLDED`` missed (idle) intervals are folded in as compile-time constants;
-* p'² uses two independent 32-bit random draws: ``r1 < P and r2 < P``.
+* p'² uses two independent 32-bit random draws: ``r1 < P and r2 < P``;
+* :func:`dequeue` is the whole per-packet egress step (sample, lazy update, verdict) in the
+  order the P4 egress control runs it.
+
+Widths (the P4 declares exactly these): p' 32 bit; timestamps 48 bit; delays 32 bit; the PI
+increment is accumulated in 64 bit (|Δ| < 2^32 · 2^23 for the largest gains allowed by
+``std.l4s``, so it cannot wrap).
 """
 
 from __future__ import annotations
@@ -28,13 +35,22 @@ from typing import Any
 __all__ = [
     "MAX_PROB", "PROB_ONE", "MAX_FOLDED", "Verdict", "ShiftAdd", "DualQConstants",
     "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_probability",
-    "coupled_probability", "csd",
+    "coupled_probability", "csd", "dequeue", "is_l4s", "ECN_NOT_ECT", "ECN_ECT1", "ECN_ECT0",
+    "ECN_CE", "GAIN_TERMS",
 ]
 
 PROB_ONE = 1 << 32
 MAX_PROB = PROB_ONE - 1
 MAX_FOLDED = 7  # idle intervals folded into one lazy update (beyond: capped)
+GAIN_TERMS = 6  # signed powers of two per constant multiplier (alpha, beta, ramp)
 _US = 1_000_000
+
+ECN_NOT_ECT, ECN_ECT1, ECN_ECT0, ECN_CE = 0, 1, 2, 3
+
+
+def is_l4s(ecn: int) -> bool:
+    """RFC 9331 classification: ECT(1) and CE (the low bit set) take the L queue."""
+    return ecn & 1 == 1
 
 
 class Verdict(Enum):
@@ -107,13 +123,13 @@ class DualQConstants:
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> DualQConstants:
         """From a DualQ instance's IR arguments (times as :class:`~mosaico_dsl.units.Time`)."""
-        us = lambda t: max(0, round(t.ns / 1000))  # noqa: E731
+        us = lambda t: max(0, round(t.ns / 1000))
         target, tupdate = us(args["classic_target"]), max(1, us(args["tupdate"]))
         alpha_hz, beta_hz = float(args["alpha"]), float(args["beta"])
         k = float(args["coupling"])
         per_us = PROB_ONE / _US
-        alpha = ShiftAdd.of(alpha_hz * per_us)
-        beta = ShiftAdd.of(beta_hz * per_us)
+        alpha = ShiftAdd.of(alpha_hz * per_us, GAIN_TERMS)
+        beta = ShiftAdd.of(beta_hz * per_us, GAIN_TERMS)
         decay_one = alpha.value * target  # an idle interval: qdelay 0, so Δ = α·(0 − target)
         range_us = max(1, us(args["l4s_range"]))
         p_cmax = min(1.0 / (k * k), 1.0)
@@ -127,7 +143,7 @@ class DualQConstants:
             step=args["l4s_mode"] == "step",
             min_th_us=us(args["l4s_min_th"]),
             range_us=range_us,
-            ramp=ShiftAdd.of(PROB_ONE / range_us),
+            ramp=ShiftAdd.of(PROB_ONE / range_us, GAIN_TERMS),
             th_len=int(args["th_len"]),
             classic_ect_drop_p=min(MAX_PROB, round((p_cmax ** 0.5) * PROB_ONE)),
             buffer_us=us(args["buffer"]),
@@ -213,3 +229,24 @@ def l4s_verdict(c: DualQConstants, s: DualQState, qdelay_l_us: int, qlen: int, r
         return Verdict.DROP
     p_l = l4s_probability(c, s.p, qdelay_l_us)
     return Verdict.MARK if p_l == MAX_PROB or r3 < p_l else Verdict.PASS
+
+
+def dequeue(c: DualQConstants, s: DualQState, *, now_us: int, l4s: bool, qdelay_us: int,
+            ecn: int, qlen: int, r1: int, r2: int, r3: int) -> tuple[DualQState, Verdict]:
+    """One packet leaving the port, exactly as the P4 egress control processes it.
+
+    1. record the packet's own queue delay (``deq_timedelta``) as its queue's latest sample;
+    2. run the lazy PI update (:func:`pi_update`);
+    3. decide with the updated p' (:func:`classic_verdict` or :func:`l4s_verdict`).
+
+    ``qlen`` is ``deq_qdepth``: the packets left behind in the port's queues, so marking is
+    suppressed while fewer than ``th_len`` others wait (RFC 9332's ``len > Th_len``).
+    """
+    if l4s:
+        s = replace(s, qdelay_l_us=qdelay_us)
+    else:
+        s = replace(s, qdelay_c_us=qdelay_us, qdelay_c_seen_us=now_us)
+    s = pi_update(c, s, now_us)
+    if l4s:
+        return s, l4s_verdict(c, s, qdelay_us, qlen, r1, r2, r3)
+    return s, classic_verdict(c, s, ecn, qlen, r1, r2)

@@ -15,7 +15,7 @@ from fractions import Fraction
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from ..diagnostics import Diagnostic, Note, Span, error
+from ..diagnostics import Diagnostic, Note, error
 from ..ir.predicate import FALSE, TRUE, And, Cmp, Field, Not, Or, Predicate
 from ..ir.values import (
     AclRule,
@@ -196,7 +196,7 @@ class Evaluator:
                       f"named {v!r} in the topology", node, did_you_mean(v, nodes))
             return None
         if t == T.NODE and expected == T.ENDPOINT:
-            self._err("E0301", f"`{v}` is a {self._node_kind(v)}, not an endpoint", node,
+            self._err("E0301", f"`{v}` is a {self._node_kind(v.name)}, not an endpoint", node,
                       "forward and mirror to endpoints declared with `endpoint NAME { ip: ... }`")
             return None
         if T.is_quantity(t) and T.is_quantity(expected) or (
@@ -236,7 +236,7 @@ class Evaluator:
                 try:
                     q = make_quantity(m, u)
                 except ValueError as exc:
-                    self._err("E0306", str(exc), e, f"use a finer unit or a whole number")
+                    self._err("E0306", str(exc), e, "use a finer unit or a whole number")
                     return None
                 return Typed(T.dim_type(q.dim), q)
             case A.IPv4Lit(address=a):
@@ -320,7 +320,8 @@ class Evaluator:
     def _name(self, name: str, e: A.Expr) -> Typed | None:
         b = self.scope.lookup(name)
         if b is None:
-            self._err("E0203", f"unknown name `{name}`", e, did_you_mean(name, self.scope.visible()))
+            self._err("E0203", f"unknown name `{name}`", e,
+                      did_you_mean(name, self.scope.visible()))
             return None
         return self._binding_value(b, name, e)
 
@@ -336,7 +337,7 @@ class Evaluator:
         if not types:
             return T.ANY
         result = types[0]
-        for t, n in zip(types[1:], list(nodes)[1:]):
+        for t, n in zip(types[1:], list(nodes)[1:], strict=True):
             if T.assignable(t, result):
                 continue
             if T.assignable(result, t):
@@ -365,7 +366,7 @@ class Evaluator:
         if et is None:
             return None
         out: list[Any] = []
-        for v, node in zip(vals, items):
+        for v, node in zip(vals, items, strict=True):
             if isinstance(v.value, ValueRange):
                 out.append(v.value)
                 continue
@@ -484,7 +485,7 @@ class Evaluator:
             if not _ordered(t):
                 self._err("E0305", f"{name}() needs ordered values, not {t}", e)
                 return None
-            vals = [self.coerce(a, t, n) for a, n in zip(args, e.args)]
+            vals = [self.coerce(a, t, n) for a, n in zip(args, e.args, strict=True)]
             if any(v is None for v in vals):
                 return None
             pick = min if name == "min" else max

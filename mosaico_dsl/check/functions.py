@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from ..diagnostics import Diagnostic, Note, error
 from ..ir import _ir as I
+from ..ir.values import format_value
 from ..lang import _ast as A
+from ..lang.printer import format_expr
 from ..units import Time
 from . import types as T
 from .evaluate import Evaluator, did_you_mean
@@ -90,6 +92,16 @@ def validate_declaration(fb: FunctionBinding, loader: Loader, report: Report) ->
 
 
 @dataclass(frozen=True)
+class _Bound:
+    """A function's parameters bound to values, with its evaluated targets (primitives)."""
+
+    params: dict[str, ValueBinding]
+    values: tuple[tuple[str, object], ...]
+    targets: tuple[I.TargetOption, ...]
+    queue_target: Time | None
+
+
+@dataclass(frozen=True)
 class _Call:
     """A resolved invocation on the expansion stack (for recursion errors)."""
 
@@ -101,12 +113,14 @@ class Expander:
     """Turns the invocations of one service chain into function instances."""
 
     def __init__(self, loader: Loader, report: Report, service: str,
-                 topology: I.Topology | None, validated: dict[str, bool]) -> None:
+                 topology: I.Topology | None, validated: dict[str, bool],
+                 memo: dict[tuple, _Bound]) -> None:
         self.loader = loader
         self.report = report
         self.service = service
         self.topology = topology
         self.validated = validated
+        self.memo = memo
         self.instances: list[I.FunctionInstance] = []
 
     def expand(self, inv: A.Invocation, ev: Evaluator, stack: tuple[_Call, ...] = (),
@@ -133,31 +147,27 @@ class Expander:
         pin = inv.pin or pin
         place = meta.get("place", place)
         prefer = meta.get("prefer", prefer)
-        scope = self._bind(b, inv, ev)
-        if scope is None:
+        bound = self._bind(b, inv, ev)
+        if bound is None:
             return False
-        params, args = scope
         decl = b.decl
         span = outer_span or inv.span
         if decl.body is not None:
             inner = Evaluator(self.report, b.module.scope.child(
-                {**params, **self._node_bindings()}))
+                {**bound.params, **self._node_bindings()}))
             ok = True
             for step in decl.body.steps:
                 ok &= self.expand(step, inner, (*stack, _Call(b.qualname, inv.span)), pin,
                                   place, prefer, span)
             return ok
-        targets = self._targets(b, params)
-        if targets is None:
-            return False
-        queue_target = self._queue_target(b, params)
-        if not self._placement_ok(b, targets, pin, place, prefer, inv):
+        if not self._placement_ok(b, bound.targets, pin, place, prefer, inv):
             return False
         index = len(self.instances)
         self.instances.append(I.FunctionInstance(
             id=f"{self.service}/{index}", service=self.service, index=index,
-            function=b.qualname, kind=decl.kind or "", args=I.Args(tuple(args)),
-            targets=targets, pin=pin, place=place, prefer=prefer, queue_target=queue_target,
+            function=b.qualname, kind=decl.kind or "", args=I.Args(bound.values),
+            targets=bound.targets, pin=pin, place=place, prefer=prefer,
+            queue_target=bound.queue_target,
             origin=tuple(c.qualname for c in stack), span=span))
         return True
 
@@ -181,7 +191,13 @@ class Expander:
             out[a.name] = value
         return out
 
-    def _bind(self, b: FunctionBinding, inv: A.Invocation, ev: Evaluator):
+    def _bind(self, b: FunctionBinding, inv: A.Invocation, ev: Evaluator) -> _Bound | None:
+        """Arguments → parameter values (defaults, ranges, asserts), targets and costs.
+
+        The part after evaluating the caller's arguments depends only on their values, so it
+        is memoised per program: a thousand services calling DualQ alike evaluate its
+        defaults and cost model once.
+        """
         decl = b.decl
         params = {p.name: p for p in decl.params}
         given: dict[str, A.Arg] = {}
@@ -200,43 +216,54 @@ class Expander:
                 ok = False
             else:
                 given[a.name] = a
-        bound: dict[str, ValueBinding] = {}
-        values: list[tuple[str, object]] = []
-        fn_scope = b.module.scope
+        types = {}
         for p in decl.params:
             ptype = self.loader.type_of(p.type)
             if ptype is None:
                 return None
-            local = Evaluator(self.report, fn_scope.child(bound))
+            types[p.name] = ptype
+        supplied: dict[str, object] = {}
+        for p in decl.params:
             if p.name in given:
-                v = ev.value(given[p.name].value, ptype)
-                where = given[p.name].value
-            elif p.default is not None:
-                v = local.value(p.default, ptype)
-                where = inv
-            else:
+                v = ev.value(given[p.name].value, types[p.name])
+                if v is None:
+                    ok = False
+                else:
+                    supplied[p.name] = v.value
+            elif p.default is None:
                 ev._err("E0402", f"{decl.name}() needs `{p.name}`", inv,
-                        f"add `{p.name}: ...` ({T.describe(ptype)})",
+                        f"add `{p.name}: ...` ({T.describe(types[p.name])})",
                         [Note(f"`{p.name}` is declared here", p.span)])
                 ok = False
-                continue
-            if v is None:
-                ok = False
-                continue
+        if not ok:
+            return None
+        key = (b.qualname, tuple(supplied.items()))
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        bound: dict[str, ValueBinding] = {}
+        fn_scope = b.module.scope
+        for p in decl.params:
+            local = Evaluator(self.report, fn_scope.child(bound))
+            if p.name in supplied:
+                value, where = supplied[p.name], given[p.name].value
+            else:
+                v = local.value(p.default, types[p.name])
+                if v is None:
+                    return None
+                value, where = v.value, inv
             if p.constraint is not None:
                 allowed = local.value(p.constraint)
                 if allowed is None:
-                    ok = False
-                    continue
-                if v.value not in allowed.value:
+                    return None
+                if value not in allowed.value:
                     ev._err("E0304", f"{decl.name}(): `{p.name}` = "
-                            f"{_show(v.value)} is outside {_show(allowed.value)}", where,
-                            f"allowed: {_show(allowed.value)}",
+                            f"{format_value(value)} is outside {format_value(allowed.value)}", where,
+                            f"allowed: {format_value(allowed.value)}",
                             [Note("range declared here", p.constraint.span)])
                     ok = False
                     continue
-            bound[p.name] = ValueBinding(ptype, v.value, p.span)
-            values.append((p.name, v.value))
+            bound[p.name] = ValueBinding(types[p.name], value, p.span)
         if not ok:
             return None
         local = Evaluator(self.report, fn_scope.child(bound))
@@ -245,13 +272,23 @@ class Expander:
             if holds is None:
                 return None
             if not holds:
-                shown = ", ".join(f"{n} = {_show(bound[n].value)}" for n in _names_in(a.condition)
+                shown = ", ".join(f"{n} = {format_value(bound[n].value)}" for n in _names_in(a.condition)
                                   if n in bound)
                 ev._err("E0404", f"{decl.name}(): {a.message}", inv,
                         f"here {shown}" if shown else None,
-                        [Note(f"rule: {_fmt(a.condition)}", a.span)])
+                        [Note(f"rule: {format_expr(a.condition)}", a.span)])
                 return None
-        return bound, values
+        targets: tuple[I.TargetOption, ...] = ()
+        queue_target = None
+        if decl.body is None:
+            found = self._targets(b, bound)
+            if found is None:
+                return None
+            targets, queue_target = found, self._queue_target(b, bound)
+        result = _Bound(bound, tuple((n, v.value) for n, v in bound.items()), targets,
+                        queue_target)
+        self.memo[key] = result
+        return result
 
     def _targets(self, b: FunctionBinding, params: dict[str, ValueBinding]
                  ) -> tuple[I.TargetOption, ...] | None:
@@ -322,16 +359,6 @@ class Expander:
                                         "pin it to a switch (P4) or a host (VNF)"))
             return False
         return True
-
-
-def _show(v) -> str:
-    from ..ir.values import format_value
-    return format_value(v)
-
-
-def _fmt(e: A.Expr) -> str:
-    from ..lang.printer import format_expr
-    return format_expr(e)
 
 
 def _names_in(e: A.Expr) -> list[str]:

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from ..diagnostics import Diagnostic, Note, error, warning
 from ..lang import _ast as A
 from ..lang.parser import parse
+from . import types as T
 from .evaluate import Evaluator, did_you_mean
 from .scope import (
     Binding,
@@ -28,7 +29,6 @@ from .scope import (
     TopologyBinding,
     ValueBinding,
 )
-from . import types as T
 
 __all__ = ["LoadedModule", "Loader", "PRELUDE"]
 
@@ -109,14 +109,14 @@ class Loader:
 
     def import_module(self, name: tuple[str, ...], node: A.Node | None,
                       importer: Path | None) -> LoadedModule | None:
-        if name in self.modules:
-            return self.modules[name]
         span = getattr(node, "span", None)
         if name in self._loading:
             cycle = " → ".join(".".join(n) for n in [*self._loading, name])
             self.report(error("E0208", f"import cycle: {cycle}", span,
                               "move the shared declarations into a module both can import"))
             return None
+        if name in self.modules:
+            return self.modules[name]
         path = self._find(name, importer)
         if path is None:
             known = sorted(p.stem for p in self.stdlib.joinpath("std").glob("*.mosaico"))
@@ -226,7 +226,7 @@ class Loader:
     def _warn_unused_imports(self, ast: A.Module, names: dict[str, Binding]) -> None:
         if ast.path.startswith(str(self.stdlib)):
             return
-        used = _used_names(ast)
+        used = ast.names_used if ast.names_used is not None else _used_names(ast)
         for item in ast.items:
             if isinstance(item, A.Import):
                 bound = item.alias or item.module[0]

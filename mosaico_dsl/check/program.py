@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._perf import gc_paused
 from .._resources import stdlib_dir
 from ..diagnostics import Diagnostic, error, has_errors
 from ..ir import _ir as I
@@ -38,6 +39,13 @@ class CheckResult:
 
 def check_module(module: A.Module, *, search_paths: Sequence[Path] = (),
                  sources: dict[str, str] | None = None) -> CheckResult:
+    """Check ``module`` and everything it imports; every error is reported in one run."""
+    with gc_paused():
+        return _check_module(module, search_paths, sources)
+
+
+def _check_module(module: A.Module, search_paths: Sequence[Path],
+                  sources: dict[str, str] | None) -> CheckResult:
     diagnostics: list[Diagnostic] = []
     report = diagnostics.append
     sources = dict(sources or {})
@@ -55,6 +63,7 @@ def check_module(module: A.Module, *, search_paths: Sequence[Path] = (),
         return topologies[key]
 
     validated: dict[str, bool] = {}
+    memo: dict = {}  # function instantiations by argument values, shared by all services
     declared: list[I.Topology] = []
     services: list[I.Service] = []
     names: dict[str, A.ServiceDecl] = {}
@@ -87,7 +96,7 @@ def check_module(module: A.Module, *, search_paths: Sequence[Path] = (),
             topo = topology_of(b)
             if topo is None:
                 continue
-            expander = Expander(loader, report, item.name, topo, validated)
+            expander = Expander(loader, report, item.name, topo, validated, memo)
             svc = check_service(item, topo, ev, expander, report)
             if svc is not None:
                 services.append(svc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Span
 from ..lang import _ast as A
@@ -87,8 +87,8 @@ class NodeBinding:
     ip: Any = None  # IPv4Address for endpoints
 
 
-Binding = Union[ValueBinding, ModuleBinding, PackageBinding, FunctionBinding, HeaderBinding,
-                TopologyBinding, NodeBinding]
+Binding = (ValueBinding | ModuleBinding | PackageBinding | FunctionBinding | HeaderBinding
+           | TopologyBinding | NodeBinding)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from itertools import pairwise
 
 import networkx as nx
 
@@ -12,9 +12,28 @@ from ._ir import Topology
 __all__ = ["topology_graph", "shortest_path", "path_delay", "path_bandwidth", "widest_bandwidth"]
 
 
-@lru_cache(maxsize=32)
+# Memo keyed by identity: hashing a large frozen topology on every lookup costs more than
+# building its graph. Entries keep their topology alive, so an id is never reused while cached.
+_GRAPHS: dict[int, tuple[Topology, nx.Graph]] = {}
+_GRAPHS_MAX = 64
+
+
 def topology_graph(topology: Topology) -> nx.Graph:
-    """Undirected graph: one vertex per node, edge attributes ``delay`` (ns) and ``bps``."""
+    """Undirected graph: one vertex per node, edge attributes ``delay`` (ns) and ``bps``.
+
+    The graph is shared between callers: treat it as read-only.
+    """
+    hit = _GRAPHS.get(id(topology))
+    if hit is not None and hit[0] is topology:
+        return hit[1]
+    g = _build(topology)
+    if len(_GRAPHS) >= _GRAPHS_MAX:
+        _GRAPHS.pop(next(iter(_GRAPHS)))
+    _GRAPHS[id(topology)] = (topology, g)
+    return g
+
+
+def _build(topology: Topology) -> nx.Graph:
     g = nx.Graph()
     for n in topology.nodes:
         g.add_node(n.name, kind=n.kind)
@@ -41,12 +60,12 @@ def shortest_path(topology: Topology, src: str, dst: str,
 
 def path_delay(topology: Topology, path: tuple[str, ...]) -> Time:
     g = topology_graph(topology)
-    return Time(sum(g.edges[a, b]["delay"] for a, b in zip(path, path[1:])))
+    return Time(sum(g.edges[a, b]["delay"] for a, b in pairwise(path)))
 
 
 def path_bandwidth(topology: Topology, path: tuple[str, ...]) -> Bandwidth:
     g = topology_graph(topology)
-    return Bandwidth(min((g.edges[a, b]["bps"] for a, b in zip(path, path[1:])), default=0))
+    return Bandwidth(min((g.edges[a, b]["bps"] for a, b in pairwise(path)), default=0))
 
 
 def widest_bandwidth(topology: Topology, src: str, dst: str) -> Bandwidth:
@@ -57,4 +76,4 @@ def widest_bandwidth(topology: Topology, src: str, dst: str) -> Bandwidth:
         path = nx.shortest_path(tree, src, dst)
     except (nx.NetworkXNoPath, nx.NodeNotFound):
         return Bandwidth(0)
-    return Bandwidth(min((g.edges[a, b]["bps"] for a, b in zip(path, path[1:])), default=0))
+    return Bandwidth(min((g.edges[a, b]["bps"] for a, b in pairwise(path)), default=0))

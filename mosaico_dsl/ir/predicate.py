@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from itertools import product
-from typing import Any, Union
+from typing import Any
 
 from .values import ValueRange, ValueSet, format_value, value_to_json
 
@@ -84,7 +84,7 @@ class Not:
         return {"not": self.item.to_json()}
 
 
-Predicate = Union[Cmp, And, Or, Not]
+Predicate = Cmp | And | Or | Not
 TRUE: Predicate = And(())
 FALSE: Predicate = Or(())
 

@@ -11,16 +11,15 @@ import dataclasses
 import json
 from typing import Any
 
+from ..units import Quantity
 from ._ir import Args, Program
 from .predicate import And, Cmp, Not, Or
-from ..units import Quantity
 from .values import AclRule, MacAddress, NodeRef, ValueRange, ValueSet, value_to_json
-
-_VALUE_TYPES = (Quantity, AclRule, MacAddress, NodeRef, ValueRange, ValueSet)
 
 __all__ = ["IR_FORMAT_VERSION", "program_to_json", "to_jsonable"]
 
 IR_FORMAT_VERSION = 1
+_VALUE_TYPES = (Quantity, AclRule, MacAddress, NodeRef, ValueRange, ValueSet)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from ipaddress import IPv4Address
-from typing import Union
 
 from ..diagnostics import Span
 
@@ -175,10 +174,9 @@ class Call(Node):
     span: Span | None = _span()
 
 
-Expr = Union[
-    IntLit, FloatLit, BoolLit, StringLit, QuantityLit, IPv4Lit, PrefixLit, MacLit, Name,
-    Attribute, ListLit, SetLit, RangeExpr, BinOp, UnaryOp, Compare, BoolOp, Not, Call,
-]
+Expr = (IntLit | FloatLit | BoolLit | StringLit | QuantityLit | IPv4Lit | PrefixLit | MacLit
+        | Name | Attribute | ListLit | SetLit | RangeExpr | BinOp | UnaryOp | Compare | BoolOp
+        | Not | Call)
 
 # --------------------------------------------------------------------------- chains
 
@@ -407,7 +405,7 @@ class ServiceDecl(Node):
         return next((s for s in self.statements if isinstance(s, Chain)), None)
 
 
-Item = Union[Import, FromImport, Const, TopologyDecl, FunctionDecl, HeaderDecl, ServiceDecl]
+Item = Import | FromImport | Const | TopologyDecl | FunctionDecl | HeaderDecl | ServiceDecl
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,4 +423,6 @@ class Module(Node):
     items: tuple[Item, ...]
     path: str = field(default="<input>", compare=False)
     comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)
+    # Identifiers referenced anywhere (the parser records them; None: walk the tree).
+    names_used: frozenset[str] | None = field(default=None, compare=False, repr=False)
     span: Span | None = _span()

@@ -2,30 +2,27 @@
 
 The grammar lives in ``mosaico.lark``; one :class:`_ToAst` transformer turns Lark's tree into
 AST nodes, so nothing after this module sees a Lark object. Syntax errors become
-diagnostics with the expected tokens as a hint. After an error the parser blanks the broken
-top-level item (keeping line breaks, so positions stay true) and parses the rest again, so a
-file with several broken items reports all of them in one run.
+diagnostics with the expected tokens as a hint. After an error every top-level item is
+parsed on its own, so a file with several broken items reports all of them in one run.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from ipaddress import IPv4Address
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import (
-    LarkError,
     UnexpectedCharacters,
-    UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
-    VisitError,
 )
 
+from .._perf import gc_paused
 from ..diagnostics import Diagnostic, Span, error
 from ..units import QUANTITY_RE
 from . import _ast as A
@@ -33,7 +30,7 @@ from . import _ast as A
 __all__ = ["parse", "ParseResult", "TOP_LEVEL_KEYWORDS"]
 
 TOP_LEVEL_KEYWORDS = ("import", "from", "const", "topology", "function", "header", "service")
-_MAX_RECOVERIES = 50
+MAX_NESTING = 200  # later passes recurse over expressions; this keeps them far from limits
 
 
 @dataclass(frozen=True)
@@ -47,85 +44,129 @@ class ParseResult:
 
 
 @cache
-def _lark() -> Lark:
+def _lark() -> tuple[Lark, str]:
+    """The parser, and which engine runs it: ``lark-cython`` (the `fast` extra) or ``lark``."""
     grammar = files(__package__).joinpath("mosaico.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=True)
+    options = dict(parser="lalr", lexer="contextual", propagate_positions=True,
+                   maybe_placeholders=True)
+    try:  # Lark's LALR parser and lexer compiled with Cython: same results, faster
+        import lark_cython
+    except ImportError:
+        return Lark(grammar, **options), "lark"
+    return Lark(grammar, **options, _plugins=lark_cython.plugins), "lark-cython"
+
+
+def parser_backend() -> str:
+    return _lark()[1]
 
 
 # ----------------------------------------------------------------------------- transformer
 
 
-class _LiteralError(Exception):
-    def __init__(self, message: str, token: Token, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.token, self.hint = message, token, hint
-
-
-def _present(items):
+def _present(items) -> tuple:
     return tuple(x for x in items if x is not None)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
+def _v(tok) -> str:
+    """A token's text (works for Lark's and lark-cython's token types alike)."""
+    return tok.value
+
+
+class _ToAst:
+    """One method per grammar rule; optional parts arrive as ``None`` placeholders.
+
+    Lark's Transformer would do, but its per-call wrapping costs a third of the parse time
+    on large programs; :meth:`transform` is the same post-order walk, iterative, so deep
+    nesting cannot overflow the Python stack.
+    """
+
     def __init__(self, file: str) -> None:
-        super().__init__()
         self.file = file
         self.errors: list[Diagnostic] = []
+        self.names: set[str] = set()  # every identifier referenced (for unused-import checks)
 
-    def _span(self, meta) -> A.Span | None:
+    def transform(self, tree: Tree):
+        """Post-order walk; also records the deepest rule nesting in ``self.depth``."""
+        done: list = []  # results, in post-order
+        stack: list = [(tree, False, 0)]
+        deepest = 0
+        while stack:
+            node, expanded, depth = stack.pop()
+            if not isinstance(node, Tree):
+                done.append(node)
+            elif expanded:
+                n = len(node.children)
+                children = done[len(done) - n:] if n else []
+                del done[len(done) - n:]
+                done.append(getattr(self, node.data)(node.meta, children))
+            else:
+                deepest = max(deepest, depth)
+                stack.append((node, True, depth))
+                stack.extend((c, False, depth + 1) for c in reversed(node.children))
+        self.depth = deepest
+        return done[0]
+
+    def _span(self, meta) -> Span | None:
         if getattr(meta, "empty", True):
             return None
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
-    def _tok_span(self, tok: Token) -> Span:
-        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
-
-    def _bad(self, message: str, tok: Token, hint: str | None = None) -> None:
-        self.errors.append(error("E0104", message, self._tok_span(tok), hint))
+    def _bad(self, message: str, tok, hint: str | None = None) -> None:
+        span = Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+        self.errors.append(error("E0104", message, span, hint))
 
     # -- module
     def start(self, meta, items):
         return A.Module(_present(items), path=self.file, span=self._span(meta))
 
     def dotted_name(self, meta, names):
-        return tuple(str(n) for n in names)
+        return tuple(_v(n) for n in names)
+
+    def alias(self, meta, c):
+        return _v(c[0])
 
     def import_stmt(self, meta, c):
         module, alias = c
-        return A.Import(module, str(alias) if alias else None, span=self._span(meta))
+        return A.Import(module, alias, span=self._span(meta))
 
     def import_name(self, meta, c):
         name, alias = c
-        return A.ImportName(str(name), str(alias) if alias else None, span=self._span(meta))
+        return A.ImportName(_v(name), alias, span=self._span(meta))
 
     def from_import(self, meta, c):
         module, *names = _present(c)
         return A.FromImport(module, tuple(names), span=self._span(meta))
 
+    def type_annotation(self, meta, c):
+        return c[0]
+
     def const_decl(self, meta, c):
         name, type_, value = c
-        return A.Const(str(name), type_, value, span=self._span(meta))
+        return A.Const(_v(name), type_, value, span=self._span(meta))
 
     # -- topology
     def topology_decl(self, meta, c):
         name, *items = _present(c)
         nodes = tuple(i for i in items if isinstance(i, A.NodeDecl))
         links = tuple(i for i in items if isinstance(i, A.LinkDecl))
-        return A.TopologyDecl(str(name), nodes, links, span=self._span(meta))
+        return A.TopologyDecl(_v(name), nodes, links, span=self._span(meta))
 
     def node_kind(self, meta, c):
-        return str(c[0])
+        return _v(c[0])
+
+    def node_target(self, meta, c):
+        return _v(c[0])
 
     def node_decl(self, meta, c):
         kind, name, target, attrs = c
-        return A.NodeDecl(kind, str(name), str(target) if target else None, attrs or (),
-                          span=self._span(meta))
+        return A.NodeDecl(kind, _v(name), target, attrs or (), span=self._span(meta))
+
+    def link_port(self, meta, c):
+        return int(_v(c[0]))
 
     def link_end(self, meta, c):
         node, port = c
-        return A.LinkEnd(str(node), int(port) if port is not None else None,
-                         span=self._span(meta))
+        return A.LinkEnd(_v(node), port, span=self._span(meta))
 
     def link_decl(self, meta, c):
         a, b, attrs = c
@@ -136,27 +177,36 @@ class _ToAst(Transformer):
 
     def attr(self, meta, c):
         name, value = c
-        return A.Attr(str(name), value, span=self._span(meta))
+        return A.Attr(_v(name), value, span=self._span(meta))
 
     # -- functions and headers
+    def function_kind(self, meta, c):
+        return _Kind(_v(c[0]))
+
     def function_decl(self, meta, c):
         name, *sections = c
         params = tuple(x for x in sections if isinstance(x, A.Param))
-        kind = next((str(x) for x in sections if isinstance(x, Token)), None)
+        kind = next((x.name for x in sections if isinstance(x, _Kind)), None)
         targets = next((x for x in sections if isinstance(x, _Targets)), _Targets(())).items
         latency = next((x for x in sections if isinstance(x, _Latency)), _Latency(())).items
         asserts = tuple(x for x in sections if isinstance(x, A.Assert))
         body = next((x for x in sections if isinstance(x, A.Chain)), None)
-        return A.FunctionDecl(str(name), params, kind, targets, latency, asserts, body,
+        return A.FunctionDecl(_v(name), params, kind, targets, latency, asserts, body,
                               span=self._span(meta))
+
+    def default(self, meta, c):
+        return c[0]
+
+    def constraint(self, meta, c):
+        return c[0]
 
     def param(self, meta, c):
         name, type_, default, constraint = c
-        return A.Param(str(name), type_, default, constraint, span=self._span(meta))
+        return A.Param(_v(name), type_, default, constraint, span=self._span(meta))
 
     def type(self, meta, c):
         name, *args = c
-        return A.TypeRef(str(name), _present(args), span=self._span(meta))
+        return A.TypeRef(_v(name), _present(args), span=self._span(meta))
 
     def targets_block(self, meta, c):
         return _Targets(_present(c))
@@ -178,39 +228,43 @@ class _ToAst(Transformer):
 
     def header_decl(self, meta, c):
         name, *fields = _present(c)
-        return A.HeaderDecl(str(name), tuple(fields), span=self._span(meta))
+        return A.HeaderDecl(_v(name), tuple(fields), span=self._span(meta))
 
     def field_decl(self, meta, c):
         name, type_, constraint = c
-        return A.FieldDecl(str(name), type_, constraint, span=self._span(meta))
+        return A.FieldDecl(_v(name), type_, constraint, span=self._span(meta))
 
     # -- services
     def service_decl(self, meta, c):
         name, topo, *stmts = _present(c)
-        return A.ServiceDecl(str(name), str(topo), tuple(stmts), span=self._span(meta))
+        return A.ServiceDecl(_v(name), _v(topo), tuple(stmts), span=self._span(meta))
 
     def match_stmt(self, meta, c):
         return A.MatchStmt(c[0], span=self._span(meta))
 
     def require_stmt(self, meta, c):
         name, op, value = c
-        return A.RequireStmt(str(name), op, value, span=self._span(meta))
+        return A.RequireStmt(_v(name), op, value, span=self._span(meta))
 
     def from_stmt(self, meta, c):
-        return A.FromStmt(tuple(str(n) for n in c), span=self._span(meta))
+        return A.FromStmt(tuple(_v(n) for n in c), span=self._span(meta))
 
     def chain_block(self, meta, c):
         return A.Chain(tuple(c), span=self._span(meta))
 
+    def pin(self, meta, c):
+        return _Pin(_v(c[0]))
+
     def invocation(self, meta, c):
         func, *rest = c
-        pin = rest.pop() if rest else None
-        return A.Invocation(func, _present(rest), str(pin) if pin else None,
-                            span=self._span(meta))
+        self.names.add(func[0])
+        pin = next((x.node for x in rest if isinstance(x, _Pin)), None)
+        args = tuple(x for x in rest if isinstance(x, A.Arg))
+        return A.Invocation(func, args, pin, span=self._span(meta))
 
     def arg(self, meta, c):
         name, value = c
-        return A.Arg(str(name), value, span=self._span(meta))
+        return A.Arg(_v(name), value, span=self._span(meta))
 
     # -- expressions
     def or_op(self, meta, c):
@@ -240,12 +294,12 @@ class _ToAst(Transformer):
         return A.Compare("in", left, right, span=self._span(meta))
 
     def comp_op(self, meta, c):
-        return str(c[0])
+        return _v(c[0])
 
     def range_op(self, meta, c):
         return A.RangeExpr(c[0], c[1], span=self._span(meta))
 
-    def _bin(op):  # noqa: N805 - factory used in the class body
+    def _bin(op):
         def method(self, meta, c):
             return A.BinOp(op, c[0], c[1], span=self._span(meta))
         return method
@@ -256,14 +310,16 @@ class _ToAst(Transformer):
         return A.UnaryOp("-", c[0], span=self._span(meta))
 
     def getattr(self, meta, c):
-        return A.Attribute(c[0], str(c[1]), span=self._span(meta))
+        return A.Attribute(c[0], _v(c[1]), span=self._span(meta))
 
     def call(self, meta, c):
         func, *args = c
         return A.Call(func, _present(args), span=self._span(meta))
 
     def name(self, meta, c):
-        return A.Name(str(c[0]), span=self._span(meta))
+        text = _v(c[0])
+        self.names.add(text)
+        return A.Name(text, span=self._span(meta))
 
     def list_lit(self, meta, c):
         return A.ListLit(_present(c), span=self._span(meta))
@@ -273,20 +329,20 @@ class _ToAst(Transformer):
 
     # -- literals
     def int_lit(self, meta, c):
-        return A.IntLit(int(c[0]), span=self._span(meta))
+        return A.IntLit(int(_v(c[0])), span=self._span(meta))
 
     def hex_lit(self, meta, c):
-        return A.IntLit(int(c[0], 16), hex=True, span=self._span(meta))
+        return A.IntLit(int(_v(c[0]), 16), hex=True, span=self._span(meta))
 
     def float_lit(self, meta, c):
-        return A.FloatLit(Decimal(str(c[0])), span=self._span(meta))
+        return A.FloatLit(Decimal(_v(c[0])), span=self._span(meta))
 
     def quantity_lit(self, meta, c):
-        m = QUANTITY_RE.fullmatch(str(c[0]))
+        m = QUANTITY_RE.fullmatch(_v(c[0]))
         assert m is not None  # the terminal and QUANTITY_RE accept the same texts
         return A.QuantityLit(Decimal(m["num"]), m["unit"], span=self._span(meta))
 
-    def _address(self, text: str, tok: Token) -> IPv4Address:
+    def _address(self, text: str, tok) -> IPv4Address:
         try:
             return IPv4Address(text)
         except ValueError:
@@ -295,10 +351,10 @@ class _ToAst(Transformer):
             return IPv4Address(0)
 
     def ipv4_lit(self, meta, c):
-        return A.IPv4Lit(self._address(str(c[0]), c[0]), span=self._span(meta))
+        return A.IPv4Lit(self._address(_v(c[0]), c[0]), span=self._span(meta))
 
     def prefix_lit(self, meta, c):
-        addr, _, length = str(c[0]).partition("/")
+        addr, _, length = _v(c[0]).partition("/")
         n = int(length)
         if n > 32:
             self._bad(f"prefix length /{n} is longer than 32 bits", c[0],
@@ -307,17 +363,18 @@ class _ToAst(Transformer):
         return A.PrefixLit(self._address(addr, c[0]), n, span=self._span(meta))
 
     def mac_lit(self, meta, c):
-        return A.MacLit(str(c[0]).lower(), span=self._span(meta))
+        return A.MacLit(_v(c[0]).lower(), span=self._span(meta))
 
     def string_lit(self, meta, c):
         return A.StringLit(self._string(c[0]), span=self._span(meta))
 
-    def _string(self, tok: Token) -> str:
+    def _string(self, tok) -> str:
+        body = _v(tok)[1:-1]
         try:
-            return _unescape(str(tok)[1:-1])
+            return _unescape(body)
         except ValueError as e:
             self._bad(f"bad escape in string: {e}", tok, r"use \\, \", \n or \t")
-            return str(tok)[1:-1]
+            return body
 
     def true_lit(self, meta, c):
         return A.BoolLit(True, span=self._span(meta))
@@ -334,6 +391,16 @@ class _Targets:
 @dataclass(frozen=True)
 class _Latency:
     items: tuple
+
+
+@dataclass(frozen=True)
+class _Kind:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Pin:
+    node: str
 
 
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
@@ -369,7 +436,7 @@ def _describe(term: str) -> str:
     if term in _TOKEN_TEXT:
         return _TOKEN_TEXT[term]
     try:
-        pattern = _lark().get_terminal(term).pattern
+        pattern = _lark()[0].get_terminal(term).pattern
     except KeyError:
         return term.lower()
     return f"`{pattern.value}`" if pattern.type == "str" else term.lower()
@@ -387,7 +454,8 @@ def _expected_hint(expected) -> str | None:
         return None
     if len(names) > 8:
         names = names[:8] + ["…"]
-    return "expected " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1])
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return "expected " + listed
 
 
 def _token_desc(tok: Token) -> str:
@@ -417,31 +485,15 @@ def _syntax_diagnostic(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
 _ITEM_START = re.compile(rf"^({'|'.join(TOP_LEVEL_KEYWORDS)})\b", re.M)
 
 
-def _blank_item(text: str, offset: int) -> str | None:
-    """Blank out (keeping newlines) the top-level item containing ``offset``."""
-    starts = [m.start() for m in _ITEM_START.finditer(text)]
-    begin = max((s for s in starts if s <= offset), default=0)
-    end = min((s for s in starts if s > offset), default=len(text))
-    if begin == end:
-        return None
-    chunk = re.sub(r"[^\n]", " ", text[begin:end])
-    return text[:begin] + chunk + text[end:]
-
-
-def _offset(e: UnexpectedInput, text: str) -> int:
-    pos = getattr(e, "pos_in_stream", None)
-    if isinstance(e, UnexpectedToken):
-        pos = e.token.start_pos if e.token.type != "$END" else len(text)
-    return len(text) if pos is None else pos
-
-
 # ----------------------------------------------------------------------------- comments
 
 
 def _scan_comments(text: str) -> tuple[A.Comment, ...]:
     """Find ``//`` and ``#`` comments outside strings (strings never span lines)."""
     found = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if "#" not in line and "//" not in line:
+            continue
         in_string = escaped = False
         for col, ch in enumerate(line):
             if in_string:
@@ -464,39 +516,57 @@ def _scan_comments(text: str) -> tuple[A.Comment, ...]:
 
 def parse(text: str, file: str = "<input>") -> ParseResult:
     """Parse one ``.mosaico`` source. Never raises on bad input: errors are diagnostics."""
-    diagnostics: list[Diagnostic] = []
-    current = text
-    tree = None
-    for _ in range(_MAX_RECOVERIES):
-        try:
-            tree = _lark().parse(current)
-            break
-        except UnexpectedInput as e:
-            diagnostics.append(_syntax_diagnostic(e, file, text))
-            blanked = _blank_item(current, _offset(e, current))
-            if blanked is None or blanked == current:
-                break
-            current = blanked
-        except LarkError as e:  # pragma: no cover - defensive: Lark internals
-            diagnostics.append(error("E0101", f"could not parse: {e}", Span(file, 1, 1)))
-            break
-    if tree is None:
-        return ParseResult(None, tuple(_dedupe(diagnostics)))
-    # Transform even after syntax errors: the recovered parts may hold bad literals too.
-    transformer = _ToAst(file)
+    with gc_paused():
+        return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> ParseResult:
     try:
-        module = transformer.transform(tree)
-    except VisitError as e:  # pragma: no cover - a transformer bug, not a user error
-        raise e.orig_exc from e
-    diagnostics.extend(transformer.errors)
+        tree = _lark()[0].parse(text)
+    except UnexpectedInput as e:
+        return ParseResult(None, tuple(_recover(text, file, e)))
+    transformer = _ToAst(file)
+    module = transformer.transform(tree)
+    diagnostics = list(transformer.errors)
+    if transformer.depth > MAX_NESTING:
+        diagnostics.append(error("E0105", "expressions are nested too deeply",
+                                 Span(file, 1, 1), f"mosaico accepts up to {MAX_NESTING} "
+                                 "levels of nesting; name intermediate values with `const`"))
     if diagnostics:
-        ordered = sorted(_dedupe(diagnostics), key=lambda d: (d.span.line, d.span.col)
-                         if d.span else (0, 0))
-        return ParseResult(None, tuple(ordered))
+        return ParseResult(None, tuple(diagnostics))
     return ParseResult(
-        A.Module(module.items, path=file, comments=_scan_comments(text), span=module.span),
+        A.Module(module.items, path=file, comments=_scan_comments(text),
+                 names_used=frozenset(transformer.names), span=module.span),
         (),
     )
+
+
+def _recover(text: str, file: str, first: UnexpectedInput) -> list[Diagnostic]:
+    """Report every broken top-level item: parse each one on its own.
+
+    Items start with a top-level keyword at the beginning of a line. Each chunk is padded
+    with the newlines before it, so positions stay those of the whole file.
+    """
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    diagnostics: list[Diagnostic] = []
+    for begin, end in zip(starts, [*starts[1:], len(text)], strict=True):
+        padded = "\n" * text.count("\n", 0, begin) + text[begin:end].rstrip()
+        try:
+            tree = _lark()[0].parse(padded)
+        except UnexpectedInput as e:
+            d = _syntax_diagnostic(e, file, padded)
+            if d.code == "E0103" and end < len(text):
+                d = replace(d, message="this declaration ends too early")
+            diagnostics.append(d)
+            continue
+        transformer = _ToAst(file)
+        transformer.transform(tree)
+        diagnostics.extend(transformer.errors)
+    if not any(d.code in ("E0101", "E0102", "E0103") for d in diagnostics):
+        diagnostics.insert(0, _syntax_diagnostic(first, file, text))  # the split misled us
+    return _dedupe(diagnostics)
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -182,13 +182,15 @@ def _attrs_inline(attrs: tuple[A.Attr, ...]) -> str:
 
 
 def _attr_block(out: _Out, head: str, attrs: tuple[A.Attr, ...], indent: str,
-                node: A.Node) -> None:
-    """``head { a: 1, b: 2 }`` on one line if it fits and has no comments inside."""
-    inline = f"{head} {_attrs_inline(attrs)}" if attrs else head
+                node: A.Node, *, braces: bool = False) -> None:
+    """``head { a: 1, b: 2 }`` on one line if it fits and has no comments inside.
+
+    Without attributes the braces are left out, unless the grammar needs them (``braces``).
+    """
+    inline = f"{head} {_attrs_inline(attrs)}" if attrs or braces else head
     span = getattr(node, "span", None)
-    inside = span is not None and any(span.line <= c.line <= (span.end_line or span.line)
-                                      for c in out.comments)
-    if len(indent) + len(inline) <= _WIDTH and not inside:
+    inside = span is not None and any(_within(c, span) for c in out.comments)
+    if not attrs or (len(indent) + len(inline) <= _WIDTH and not inside):
         out.emit(node, indent, inline)
         return
     out.leading(node, indent)
@@ -197,6 +199,14 @@ def _attr_block(out: _Out, head: str, attrs: tuple[A.Attr, ...], indent: str,
         out.emit(a, indent + _INDENT, f"{a.name}: {format_expr(a.value)}")
     out.before_end(node, indent + _INDENT)
     out.lines.append(f"{indent}}}")
+
+
+def _within(c: A.Comment, span) -> bool:
+    """Is the comment inside the node's text (not trailing after its end)?"""
+    end_line = span.end_line or span.line
+    if not span.line <= c.line <= end_line:
+        return False
+    return not (c.line == end_line and c.col >= (span.end_col or 0))
 
 
 def _invocation(inv: A.Invocation) -> str:
@@ -259,14 +269,14 @@ def _function(out: _Out, f: A.FunctionDecl) -> None:
         out.lines.append(one_line)
     else:
         out.lines.append(f"function {f.name}(")
-        for p, text in zip(f.params, params):
+        for p, text in zip(f.params, params, strict=True):
             out.emit(p, _INDENT, text + ",")
         out.lines.append(f"){kind} {{")
     inner = _INDENT
     if f.targets:
         out.lines.append(f"{inner}targets {{")
         for t in f.targets:
-            _attr_block(out, ".".join(t.target), t.attrs, inner + _INDENT, t)
+            _attr_block(out, ".".join(t.target), t.attrs, inner + _INDENT, t, braces=True)
         out.lines.append(f"{inner}}}")
     if f.latency:
         out.lines.append(f"{inner}latency {{")
@@ -338,6 +348,14 @@ def _item(out: _Out, item: A.Item) -> None:
             raise TypeError(f"not a top-level item: {item!r}")
 
 
+def _blank_between(a: A.Item, b: A.Item, comment_lines: set[int]) -> bool:
+    """Did the source separate two imports or consts by a blank line? (Kept: it groups.)"""
+    if a.span is None or b.span is None:
+        return False
+    between = range((a.span.end_line or a.span.line) + 1, b.span.line)
+    return any(line not in comment_lines for line in between)
+
+
 def _group(item: A.Item) -> str:
     if isinstance(item, (A.Import, A.FromImport)):
         return "import"
@@ -347,13 +365,16 @@ def _group(item: A.Item) -> str:
 def format_module(module: A.Module) -> str:
     """Print a module canonically; the result ends with exactly one newline."""
     out = _Out(sorted(module.comments, key=lambda c: (c.line, c.col)))
-    previous: str | None = None
+    comment_lines = {c.line for c in module.comments}
+    previous: A.Item | None = None
     for item in module.items:
         group = _group(item)
-        if previous is not None and not (group == previous and group in ("import", "const")):
+        if previous is not None and (group != _group(previous)
+                                     or group not in ("import", "const")
+                                     or _blank_between(previous, item, comment_lines)):
             out.lines.append("")
         _item(out, item)
-        previous = group
+        previous = item
     out.flush()
     text = "\n".join(out.lines).rstrip("\n")
     return text + "\n" if text else ""

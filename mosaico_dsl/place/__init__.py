@@ -1,14 +1,49 @@
-"""Placement: which node runs each function instance, and the route traffic takes."""
+"""Placement: which node runs each function instance, and the route traffic takes.
 
+:func:`place` is the optimiser (OR-Tools CP-SAT, lexicographic objective); every placement
+it returns has passed :func:`verify`. When no placement exists it raises
+:class:`PlacementError` whose diagnostics name the conflicting constraints
+(:mod:`.explain`). :func:`first_fit` is the greedy baseline it is measured against.
+"""
+
+from ..diagnostics import error
 from ..ir import Program
-from .placement import Assignment, Placement, PlacementError, Route, Visit, first_fit
+from ._cpsat import Options, _SearchLimit, solve
+from .objective import evaluate
+from .placement import (
+    Assignment,
+    Level,
+    Objective,
+    Placement,
+    PlacementError,
+    Route,
+    Search,
+    Visit,
+    first_fit,
+)
+from .verify import Check, Violation, verify
 
-__all__ = ["Assignment", "Placement", "PlacementError", "Route", "Visit", "first_fit", "place"]
+__all__ = ["Assignment", "Placement", "PlacementError", "Route", "Visit", "Objective", "Level",
+           "Search", "Options", "Check", "Violation", "first_fit", "place", "verify",
+           "evaluate"]
 
 
-def place(program: Program) -> Placement:
-    """Place every function of ``program`` (raises :class:`PlacementError` if impossible).
+def place(program: Program, *, options: Options | None = None) -> Placement:
+    """Place every function of ``program`` optimally (raises :class:`PlacementError` if no
+    placement exists, with diagnostics that say which constraints conflict)."""
+    options = options or Options()
+    try:
+        placement = solve(program, options)
+    except _SearchLimit:
+        raise PlacementError([error(
+            "E0813", "the placement search ran out of its limit before finding any placement",
+            program.span, "raise the limit (`mosaico place --search-limit`), or simplify: "
+            "fewer services or nodes to choose from")]) from None
+    if placement is None:
+        from .explain import explain
 
-    Until the optimiser lands this is the first-fit baseline.
-    """
-    return first_fit(program)
+        raise PlacementError(explain(program, options))
+    violations = verify(program, placement)
+    if violations:
+        raise PlacementError([v.diagnostic() for v in violations])
+    return placement

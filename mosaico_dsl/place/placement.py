@@ -5,8 +5,9 @@ and the runtime read: an :class:`Assignment` per function instance (node and tar
 per service and source, the :class:`Route` its packets take — nodes in order, detours to VNF
 hosts included (``s1 → nfvi1 → s1``), each visit listing the instances that run there.
 
-:func:`first_fit` is the simple baseline: P4-capable functions on the first switch every
-source's path shares, queues on the egress switch, the rest on the nearest host.
+The optimiser (:func:`mosaico_dsl.place.place`) also records the :class:`Objective` the
+placement achieves and how far its :class:`Search` got; :func:`first_fit` is the greedy
+baseline it is measured against.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import _ir as I
-from ..ir.graph import shortest_path
+from ..units import Time
 
-__all__ = ["Assignment", "Visit", "Route", "Placement", "first_fit", "PlacementError"]
+__all__ = ["Assignment", "Visit", "Route", "Objective", "Level", "Search", "Placement",
+           "first_fit", "PlacementError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class Assignment:
     instance: str  # FunctionInstance.id
     node: str
     target: str  # "p4.v1model" | "linux"
+    latency: Time | None = None  # processing latency of the function on this target
+    cost: I.P4Cost | I.VnfCost | None = None  # what it takes from the node
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +41,81 @@ class Route:
     service: str
     source: str
     visits: tuple[Visit, ...]
+    latency: Time | None = None  # links + detours + processing + the queue's target
 
     @property
     def nodes(self) -> tuple[str, ...]:
         return tuple(v.node for v in self.visits)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Objective:
+    """What the optimiser minimises, most important first (compared lexicographically).
+
+    ``worst_usage_ppm`` is the largest latency / budget over every route of a service with
+    a latency budget, in parts per million (rounded up); services without a budget count in
+    ``worst_unbudgeted`` (their largest latency) instead. ``preference_misses`` counts
+    ``prefer:`` options not honoured. Shared egress queues count once.
+    """
+
+    worst_usage_ppm: int
+    worst_unbudgeted: Time
+    preference_misses: int
+    vcpus: int
+    stages: int
+    total_latency: Time  # summed over all routes: the final tie-break
+
+    def to_json(self) -> dict:
+        return {"worst_budget_usage_ppm": self.worst_usage_ppm,
+                "worst_unbudgeted_latency_ns": self.worst_unbudgeted.ns,
+                "preference_misses": self.preference_misses,
+                "vcpus": self.vcpus, "stages": self.stages,
+                "total_latency_ns": self.total_latency.ns}
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One level of the lexicographic objective: the value reached and the proven bound."""
+
+    name: str
+    value: int
+    bound: int
+
+    @property
+    def optimal(self) -> bool:
+        return self.value <= self.bound
+
+    @property
+    def gap(self) -> float:
+        """Relative distance to the bound (0.0 when proven optimal)."""
+        if self.optimal:
+            return 0.0
+        return (self.value - self.bound) / max(abs(self.value), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """How the placement was found: the method and, per objective level, value and bound."""
+
+    method: str  # "cp-sat" | "first-fit"
+    levels: tuple[Level, ...] = ()
+
+    @property
+    def optimal(self) -> bool:
+        return self.method == "cp-sat" and all(lv.optimal for lv in self.levels)
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "optimal": self.optimal,
+                "levels": [{"name": lv.name, "value": lv.value, "bound": lv.bound}
+                           for lv in self.levels]}
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     assignments: tuple[Assignment, ...]
     routes: tuple[Route, ...]
+    objective: Objective | None = None
+    search: Search | None = None
 
     def assignment(self, instance_id: str) -> Assignment:
         for a in self.assignments:
@@ -64,13 +133,38 @@ class Placement:
         return tuple(dict.fromkeys(a.node for a in self.assignments))
 
     def to_json(self) -> dict:
-        return {
-            "assignments": [{"instance": a.instance, "node": a.node, "target": a.target}
-                            for a in self.assignments],
-            "routes": [{"service": r.service, "source": r.source,
-                        "visits": [{"node": v.node, "instances": list(v.instances)}
-                                   for v in r.visits]} for r in self.routes],
+        """The ``placement.json`` document (``mosaico place -o`` and ``mosaico compile``)."""
+        doc: dict = {
+            "assignments": [_assignment_json(a) for a in self.assignments],
+            "routes": [_route_json(r) for r in self.routes],
         }
+        if self.objective is not None:
+            doc["objective"] = self.objective.to_json()
+        if self.search is not None:
+            doc["search"] = self.search.to_json()
+        return doc
+
+
+def _assignment_json(a: Assignment) -> dict:
+    out: dict = {"instance": a.instance, "node": a.node, "target": a.target}
+    if a.latency is not None:
+        out["latency_ns"] = a.latency.ns
+    if isinstance(a.cost, I.P4Cost):
+        out["resources"] = {"stages": a.cost.stages, "tables": a.cost.tables,
+                            "table_entries": a.cost.entries, "registers": a.cost.registers,
+                            "register_bits": a.cost.register_bits,
+                            "counters": a.cost.counters, "meters": a.cost.meters}
+    elif isinstance(a.cost, I.VnfCost):
+        out["resources"] = {"vcpus": a.cost.vcpu, "ram_bytes": a.cost.ram.bytes}
+    return out
+
+
+def _route_json(r: Route) -> dict:
+    out: dict = {"service": r.service, "source": r.source,
+                 "visits": [{"node": v.node, "instances": list(v.instances)} for v in r.visits]}
+    if r.latency is not None:
+        out["latency_ns"] = r.latency.ns
+    return out
 
 
 class PlacementError(Exception):
@@ -81,86 +175,12 @@ class PlacementError(Exception):
         super().__init__("; ".join(d.message for d in self.diagnostics))
 
 
-def _target_for(fi: I.FunctionInstance, node: I.NodeIR) -> str | None:
-    if isinstance(node, I.Switch):
-        want = node.p4_target
-        return want if fi.option(want) is not None and fi.place != "vnf" else None
-    if isinstance(node, I.Host):
-        return "linux" if fi.option("linux") is not None and fi.place != "p4" else None
-    return None
-
-
 def first_fit(program: I.Program) -> Placement:
-    """The baseline placement (no capacities or budgets considered: the optimiser's job)."""
-    assignments: list[Assignment] = []
-    routes: list[Route] = []
-    for svc in program.services:
-        topo = program.topology(svc.topology)
-        paths = {src: shortest_path(topo, src, svc.destination) for src in svc.sources}
-        paths = {s: p for s, p in paths.items() if p is not None}
-        if not paths:
-            continue
-        common = [n for n in next(iter(paths.values()))
-                  if all(n in p for p in paths.values())
-                  and isinstance(topo.node(n), I.Switch)]
-        first_switch = common[0] if common else None
-        egress = common[-1] if common else None
-        chosen: dict[str, tuple[str, str]] = {}
-        for fi in svc.chain:
-            node_name = fi.pin
-            if node_name is None:
-                candidates = [egress] if fi.kind == "queue" else [first_switch]
-                candidates = [c for c in candidates if c is not None]
-                if not any(_target_for(fi, topo.node(c)) for c in candidates):
-                    candidates = [h.name for h in sorted(
-                        topo.hosts, key=lambda h: _distance(topo, first_switch, h.name))
-                        if not (svc.requirements.secure and fi.kind == "filter"
-                                and not h.trusted)]
-                node_name = next((c for c in candidates if _target_for(fi, topo.node(c))),
-                                 None)
-            if node_name is None:
-                continue
-            target = _target_for(fi, topo.node(node_name))
-            if target is None:
-                continue
-            chosen[fi.id] = (node_name, target)
-            assignments.append(Assignment(fi.id, node_name, target))
-        for src, path in paths.items():
-            routes.append(Route(svc.name, src, _visits(topo, path, svc.chain, chosen)))
-    return Placement(tuple(assignments), tuple(routes))
+    """The greedy baseline: each function on the first node along the path that still fits.
 
+    See :mod:`mosaico_dsl.place.baseline`; it honours every hard rule the optimiser does
+    except latency budgets, which it never looks at.
+    """
+    from .baseline import first_fit as _first_fit
 
-def _distance(topo: I.Topology, a: str | None, b: str) -> int:
-    if a is None:
-        return 0
-    p = shortest_path(topo, a, b)
-    return len(p) if p else 1 << 30
-
-
-def _visits(topo: I.Topology, path: tuple[str, ...], chain, chosen) -> tuple[Visit, ...]:
-    """Walk the path; leave it for a host (and come back) when the next function is there."""
-    visits: list[Visit] = []
-    pending = [fi for fi in chain if fi.id in chosen]
-    for i, node in enumerate(path):
-        here: list[str] = []
-        while pending and chosen[pending[0].id][0] == node:
-            here.append(pending.pop(0).id)
-        visits.append(Visit(node, tuple(here)))
-        # Detour to hosts for the functions that run there, then return to this node.
-        while pending and isinstance(topo.node(node), I.Switch) and \
-                chosen[pending[0].id][0] not in path[i:]:
-            host = chosen[pending[0].id][0]
-            detour = shortest_path(topo, node, host) or (node, host)
-            for hop in detour[1:-1]:
-                visits.append(Visit(hop))
-            ran: list[str] = []
-            while pending and chosen[pending[0].id][0] == host:
-                ran.append(pending.pop(0).id)
-            visits.append(Visit(host, tuple(ran)))
-            for hop in reversed(detour[1:-1]):
-                visits.append(Visit(hop))
-            more: list[str] = []
-            while pending and chosen[pending[0].id][0] == node:
-                more.append(pending.pop(0).id)
-            visits.append(Visit(node, tuple(more)))
-    return tuple(visits)
+    return _first_fit(program)

@@ -1,0 +1,5 @@
+"""``python -m mosaico_dsl`` is the ``mosaico`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,161 @@
+"""A P4_16 syntax checker for the programs mosaico generates (p4c is not always at hand).
+
+:func:`preprocess` resolves ``#include "file"`` (system includes such as ``<v1model.p4>``
+are recorded, not read), include guards and object-like ``#define``s, keeping every line's
+origin; :func:`check_source` parses the result with ``p4.lark`` and reports an error with
+the *original* file and line. :func:`parse` returns the tree for tests that inspect the
+program (declared objects, their annotations).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import lark
+
+__all__ = ["P4SyntaxError", "Preprocessed", "preprocess", "parse", "check_source",
+           "check_file"]
+
+_DIRECTIVE = re.compile(r"^\s*#\s*(\w+)\s*(.*?)\s*$")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class P4SyntaxError(Exception):
+    """A syntax error at ``file:line:column`` of the original (unpreprocessed) sources."""
+
+    def __init__(self, message: str, file: str, line: int, column: int = 0) -> None:
+        self.message, self.file, self.line, self.column = message, file, line, column
+        super().__init__(f"{file}:{line}:{column}: {message}")
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    text: str
+    origins: tuple[tuple[str, int], ...]  # (file, line) of each output line
+    system_includes: tuple[str, ...]
+    files: tuple[str, ...]  # every quoted include read, in order
+
+
+class _Pre:
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self.files = files
+        self.lines: list[str] = []
+        self.origins: list[tuple[str, int]] = []
+        self.macros: dict[str, str] = {}
+        self.system: list[str] = []
+        self.read: list[str] = []
+
+    def run(self, name: str, stack: tuple[str, ...] = ()) -> None:
+        if name in stack:
+            raise P4SyntaxError(f"#include cycle: {' -> '.join((*stack, name))}", name, 1)
+        self.read.append(name)
+        text = self.files[name]
+        active: list[bool] = []  # one per open conditional: is its current branch on?
+        for n, raw in enumerate(text.splitlines(), start=1):
+            m = _DIRECTIVE.match(raw)
+            on = all(active)
+            if m is None:
+                self.lines.append(self._expand(raw) if on else "")
+                self.origins.append((name, n))
+                continue
+            self.lines.append("")
+            self.origins.append((name, n))
+            word, rest = m.group(1), m.group(2)
+            if word in ("ifndef", "ifdef"):
+                defined = rest.split()[0] in self.macros if rest else False
+                active.append(defined if word == "ifdef" else not defined)
+            elif word == "else":
+                if not active:
+                    raise P4SyntaxError("#else without #if", name, n)
+                active[-1] = not active[-1]
+            elif word == "endif":
+                if not active:
+                    raise P4SyntaxError("#endif without #if", name, n)
+                active.pop()
+            elif not on:
+                continue
+            elif word == "define":
+                parts = rest.split(None, 1)
+                if not parts or "(" in parts[0]:
+                    raise P4SyntaxError("only object-like #define is supported", name, n)
+                self.macros[parts[0]] = parts[1] if len(parts) > 1 else ""
+            elif word == "undef":
+                self.macros.pop(rest.split()[0], None)
+            elif word == "include":
+                if rest.startswith("<") and rest.endswith(">"):
+                    self.system.append(rest[1:-1])
+                elif rest.startswith('"') and rest.endswith('"'):
+                    target = str(PurePosixPath(name).parent / rest[1:-1])
+                    target = target[2:] if target.startswith("./") else target
+                    if target not in self.files:
+                        raise P4SyntaxError(f"cannot find include file {rest}", name, n)
+                    self.run(target, (*stack, name))
+                else:
+                    raise P4SyntaxError(f"malformed #include {rest}", name, n)
+            else:
+                raise P4SyntaxError(f"unsupported preprocessor directive #{word}", name, n)
+        if active:
+            raise P4SyntaxError("unterminated #if", name, len(text.splitlines()))
+
+    def _expand(self, line: str) -> str:
+        if not self.macros:
+            return line
+        return _WORD.sub(lambda m: self.macros.get(m.group(0), m.group(0)), line)
+
+
+def preprocess(main: str, files: Mapping[str, str]) -> Preprocessed:
+    """Resolve ``main`` (a key of ``files``: relative POSIX path → text) and its includes."""
+    pre = _Pre(files)
+    pre.run(main)
+    return Preprocessed("\n".join(pre.lines) + "\n", tuple(pre.origins), tuple(pre.system),
+                        tuple(pre.read))
+
+
+@cache
+def _parser() -> lark.Lark:
+    grammar = (Path(__file__).parent / "p4.lark").read_text(encoding="utf-8")
+    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+                     maybe_placeholders=False)
+
+
+def _located(e: Exception, pre: Preprocessed) -> P4SyntaxError:
+    line = getattr(e, "line", None) or 1
+    column = getattr(e, "column", None) or 0
+    file, orig = pre.origins[min(line, len(pre.origins)) - 1]
+    if isinstance(e, lark.UnexpectedToken):
+        expected = ", ".join(sorted(e.accepts or e.expected)[:8])
+        message = f"unexpected {e.token!r}; expected one of: {expected}"
+    elif isinstance(e, lark.UnexpectedCharacters):
+        message = f"unexpected character {e.char!r}"
+    elif isinstance(e, lark.UnexpectedEOF):
+        message = "unexpected end of input"
+    else:  # pragma: no cover - lark raises only the three above
+        message = str(e)
+    return P4SyntaxError(message, file, orig, column)
+
+
+def parse(main: str, files: Mapping[str, str]) -> tuple[lark.Tree, Preprocessed]:
+    """Preprocess and parse; raises :class:`P4SyntaxError` with the original location."""
+    pre = preprocess(main, files)
+    try:
+        return _parser().parse(pre.text), pre
+    except lark.exceptions.UnexpectedInput as e:
+        raise _located(e, pre) from None
+
+
+def check_source(main: str, files: Mapping[str, str]) -> Preprocessed:
+    """Check a program; returns the preprocessed text on success."""
+    return parse(main, files)[1]
+
+
+def check_file(path: str | Path) -> Preprocessed:
+    """Check a program on disk, resolving quoted includes relative to its directory."""
+    path = Path(path)
+    root = path.parent
+    files = {str(p.relative_to(root).as_posix()): p.read_text(encoding="utf-8")
+             for p in root.rglob("*.p4")}
+    return check_source(path.name, files)

@@ -1,0 +1,95 @@
+"""The ``vnf`` backend: every VNF artifact and the local target, as ``{path: bytes}``.
+
+For every host the placement runs Linux functions on (``<host>/``): ``stack.yaml`` (Heat),
+``vnfd-<vnf>.yaml`` / ``pnfd-<switch>.yaml`` / ``nsd-<service>.yaml`` (OSM SOL006),
+``<vnf>.nft`` (one nftables ruleset per VNF) and ``tc.sh`` (queueing VNFs). At the top,
+``local.json`` realises the whole topology on one Linux machine, with ``local/`` holding
+the rulesets and scripts of the switches' software stand-ins. Every YAML and JSON document
+is checked against the project's schema before it is returned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ...diagnostics import CompileError, Diagnostic, error
+from .heat import host_stack, render_stack
+from .localplan import LocalPlanError, plan_local
+from .model import VnfHost, vnf_hosts
+from .nftables import Unsupported
+from .osm import nsd_path, pnfd_path, render_nsd, render_pnfd, render_vnfd, vnfd_path
+from .schema import load_yaml, validate
+from .vnfconfig import VnfConfig, host_tc, nft_path, tc_path, vnf_config
+
+if TYPE_CHECKING:
+    from ...compiler import Compilation
+
+__all__ = ["generate", "generate_texts"]
+
+
+def generate(c: Compilation) -> Mapping[str, bytes]:
+    """The backend entry point registered as ``vnf`` in ``compiler.BACKENDS``."""
+    return {p: t.encode() for p, t in generate_texts(c).items()}
+
+
+def generate_texts(c: Compilation) -> dict[str, str]:
+    program, placement = c.program, c.placement
+    files: dict[str, str] = {}
+    diagnostics: list[Diagnostic] = []
+    for host in vnf_hosts(program, placement):
+        diagnostics.extend(_host(host, c, files))
+    try:
+        plan = plan_local(program, placement)
+    except LocalPlanError as e:
+        diagnostics.extend(e.diagnostics)
+    else:
+        doc = plan.to_json()
+        validate("local-plan", doc)
+        for path, text in plan.files.items():
+            if files.setdefault(path, text) != text:  # pragma: no cover - one generator
+                raise RuntimeError(f"local plan and VNF backend disagree on {path}")
+        files["local.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    if diagnostics:
+        raise CompileError(diagnostics)
+    return dict(sorted(files.items()))
+
+
+def _host(host: VnfHost, c: Compilation, files: dict[str, str]) -> list[Diagnostic]:
+    program = c.program
+    configs: dict[str, VnfConfig] = {}
+    problems: list[Diagnostic] = []
+    for vnf in host.vnfs:
+        try:
+            configs[vnf.instance.id] = vnf_config(vnf, program)
+        except Unsupported as e:
+            problems.append(error(
+                "E1002", f"{vnf.instance.function} is placed on host `{host.name}` but {e}",
+                vnf.instance.span,
+                "pin it to a P4 switch (`@ s1`) or `place: p4`, or give it a Linux "
+                "implementation in the VNF backend"))
+    if problems:
+        return problems
+    tc_script = host_tc(host, c.placement)
+    stack = host_stack(host, program, configs, tc_script)
+    out: dict[str, str] = {f"{host.name}/stack.yaml": render_stack(stack)}
+    for vnf in host.vnfs:
+        cfg = configs[vnf.instance.id]
+        out[nft_path(vnf)] = cfg.nft
+        if any(v.vnf == vnf for v in stack.vnfs):
+            out[vnfd_path(host.name, vnf.name)] = render_vnfd(stack, cfg, tc_script)
+    if tc_script is not None:
+        out[tc_path(host.name)] = tc_script
+    topo = host.topology
+    for t in stack.transits:
+        out[pnfd_path(host.name, t.switch)] = render_pnfd(topo, topo.node(t.switch))
+    for svc in host.services:
+        out[nsd_path(host.name, svc.name)] = render_nsd(stack, svc)
+    for path, text in out.items():
+        if path.endswith(".yaml"):
+            kind = path.rsplit("/", 1)[-1].split("-", 1)[0].removesuffix(".yaml")
+            validate({"stack": "heat", "vnfd": "sol006-vnfd", "pnfd": "sol006-pnfd",
+                      "nsd": "sol006-nsd"}[kind], load_yaml(text))
+    files.update(out)
+    return []

@@ -1,0 +1,661 @@
+"""Realise a :class:`~.localplan.LocalPlan` on this machine, change it in place, remove it.
+
+Plain ``ip``, ``nft`` and ``tc`` through :mod:`subprocess` (iproute2 and nftables are all
+a Linux host needs; no Python netlink dependency), run as root.
+
+A realised plan is a set of *resources*: namespaces, veth pairs, each namespace's
+addressing (interface addresses, link routes, destination routes, policy routes, the
+forwarding sysctls), nftables rulesets, and each device's queueing discipline (HTB shaping
+or a ``tc.sh`` queue). :func:`diff` compares two plans resource by resource and returns the
+:class:`Step`\\ s that turn one realisation into the other — only what differs, nothing
+when nothing does. :func:`apply_changes` runs them; every step knows its inverse, so a
+failure part-way undoes what was done, newest first, or hands each undo to the caller's
+journal (the runtime's transaction).
+
+* :func:`apply` builds a whole plan (the difference from nothing); :func:`destroy` deletes
+  its namespaces (which takes their veths, rulesets and qdiscs with them) after stopping
+  any process still running inside them. It is idempotent.
+* :func:`reload_ruleset` replaces a namespace's ruleset *in place*: one nft transaction
+  flushes the table's rules, deletes the objects that changed or left, and adds the
+  definition again, so named counters, limits and sets whose definition is unchanged keep
+  their state.
+* :func:`inspect` finds drift: namespaces and tables deleted, tables changed by hand.
+* :func:`read_counters` reads the named nftables counters the plan lists.
+
+Two deployments of one plan can coexist by giving each its own ``prefix``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from ...units import Bandwidth, Time
+from ._shell import LocalTargetError, netns_exec, run
+from .localplan import LocalPlan, PolicyRoute, RouteEntry
+from .nftlive import delete_tables, differs, live_tables, reload_ruleset, ruleset_tables
+
+__all__ = ["Deployment", "LocalTargetError", "Step", "Changes", "Drift", "ADD", "MODIFY",
+           "DELETE", "apply", "apply_changes", "diff", "undo", "inspect", "reload_ruleset",
+           "destroy", "read_counters", "load_plan", "namespace_names", "netns_exec"]
+
+_TOOLS = ("ip", "nft", "tc")
+ADD, MODIFY, DELETE = "add", "modify", "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    prefix: str
+    namespaces: tuple[str, ...]  # namespaces created, in creation order
+    qdiscs: tuple[tuple[str, str, str], ...]  # (namespace, device, qdisc) installed by tc.sh
+    warnings: tuple[str, ...]
+
+
+def load_plan(build_dir: str | Path) -> LocalPlan:
+    """Read ``build_dir/local.json`` and the files it refers to (checked by hash)."""
+    root = Path(build_dir)
+    doc = json.loads((root / "local.json").read_text(encoding="utf-8"))
+    files = {p: (root / p).read_text(encoding="utf-8") for p in doc.get("files", {})
+             if (root / p).is_file()}
+    return LocalPlan.from_json(doc, files)
+
+
+def namespace_names(plan: LocalPlan, prefix: str | None = None) -> dict[str, str]:
+    """Plan namespace name → the real namespace name."""
+    p = plan.prefix if prefix is None else prefix
+    return {ns.name: f"{p}{ns.name}" for ns in plan.namespaces}
+
+
+def _existing() -> set[str]:
+    out = run(["ip", "netns", "list"]).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _preflight() -> None:
+    if os.geteuid() != 0:
+        raise LocalTargetError("the local target needs root (network namespaces, veth, nft)")
+    missing = [t for t in _TOOLS if shutil.which(t) is None]
+    if missing:
+        raise LocalTargetError(f"missing tools: {', '.join(missing)} "
+                               "(install iproute2 and nftables)")
+
+
+def _sysctl(ns: str, key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    run(netns_exec(ns, "sh", "-c", f"echo {value} > {path}"))
+
+
+# --------------------------------------------------------------------------- resources
+
+
+@dataclass(frozen=True, slots=True)
+class _Netns:
+    name: str  # the real namespace name
+    label: str  # "switch s1"
+    forwarding: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Veth:
+    a: tuple[str, str]  # (namespace, interface)
+    b: tuple[str, str]
+
+    @property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((self.a, self.b)))
+
+    def __str__(self) -> str:
+        return f"{self.a[0]}:{self.a[1]} — {self.b[0]}:{self.b[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Addressing:
+    """Everything ``ip`` configures inside one namespace."""
+
+    namespace: str
+    forwarding: bool
+    interfaces: tuple[tuple[str, str, str], ...]  # (device, address/32, peer address)
+    routes: tuple[RouteEntry, ...]
+    policy_routes: tuple[PolicyRoute, ...]
+
+    def without(self, devices: set[str]) -> _Addressing:
+        """What is left when ``devices`` disappear (the kernel drops what used them)."""
+        return _Addressing(self.namespace, self.forwarding,
+                           tuple(i for i in self.interfaces if i[0] not in devices),
+                           tuple(r for r in self.routes if r.device not in devices),
+                           tuple(p for p in self.policy_routes if p.device not in devices))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ruleset:
+    namespace: str
+    path: str  # relative to the build directory
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Qdisc:
+    """The root queueing discipline of one device: HTB shaping, or ``tc.sh`` queues."""
+
+    namespace: str
+    device: str
+    rate_bps: int | None
+    delay_ns: int
+    scripts: tuple[tuple[str, str, str], ...] = ()  # tc.sh runs: (path, text, NAME)
+
+    def __str__(self) -> str:
+        if self.scripts:
+            return "tc.sh " + ", ".join(name for _, _, name in self.scripts)
+        shaped = f"HTB {Bandwidth(self.rate_bps or 0)}"
+        return shaped + (f" + netem {Time(self.delay_ns)}" if self.delay_ns > 0 else "")
+
+
+_Resource = _Netns | _Veth | _Addressing | _Ruleset | _Qdisc
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One change of a realisation: a resource goes from ``old`` to ``new`` (``None``:
+    absent). A *deferred* step has no action of its own — the resource goes away with its
+    namespace or device — but its undo restores it, so it is journaled all the same."""
+
+    op: str  # ADD | MODIFY | DELETE
+    what: str
+    old: _Resource | None = field(repr=False)
+    new: _Resource | None = field(repr=False)
+    before: str | None = None  # MODIFY: the value being replaced, when one line says it
+    deferred: bool = False
+    shown: bool = True  # worth a line of its own in a plan (not implied by another)
+
+    @property
+    def creates(self) -> str | None:
+        """The namespace this step creates, if it creates one."""
+        return self.new.name if self.op == ADD and isinstance(self.new, _Netns) else None
+
+    @property
+    def undo_what(self) -> str:
+        return {ADD: "remove", DELETE: "restore", MODIFY: "restore the previous"}[self.op] \
+            + " " + self.what
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The steps from one realisation to another, in the order they must run."""
+
+    prefix: str  # the prefix of the realisation the steps lead to
+    steps: tuple[Step, ...]
+
+    @property
+    def empty(self) -> bool:
+        return all(s.deferred for s in self.steps)
+
+    @property
+    def shown(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.shown and not s.deferred)
+
+    @property
+    def created(self) -> tuple[str, ...]:
+        """Namespaces the steps create."""
+        return tuple(s.creates for s in self.steps if s.creates is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """Where the machine departed from a realised plan (real namespace names)."""
+
+    missing_namespaces: tuple[str, ...] = ()
+    missing_tables: tuple[tuple[str, str, str], ...] = ()  # (namespace, ruleset, "ip T")
+    changed_tables: tuple[tuple[str, str, str], ...] = ()
+    tables_checked: bool = True  # False: not root, or nft missing
+
+    @property
+    def empty(self) -> bool:
+        return not (self.missing_namespaces or self.missing_tables or self.changed_tables)
+
+
+@dataclass(frozen=True)
+class _View:
+    netns: Mapping[str, _Netns] = field(default_factory=dict)
+    veths: Mapping[tuple, _Veth] = field(default_factory=dict)
+    addressing: Mapping[str, _Addressing] = field(default_factory=dict)
+    rulesets: Mapping[tuple[str, str], _Ruleset] = field(default_factory=dict)
+    qdiscs: Mapping[tuple[str, str], _Qdisc] = field(default_factory=dict)
+
+
+def _view(plan: LocalPlan, prefix: str | None, shape: bool) -> _View:
+    names = namespace_names(plan, prefix)
+    netns, addressing, rulesets, qdiscs = {}, {}, {}, {}
+    for ns in plan.namespaces:
+        real = names[ns.name]
+        netns[real] = _Netns(real, f"{ns.role} {ns.node}", ns.forwarding)
+        addressing[real] = _Addressing(
+            real, ns.forwarding, tuple((i.name, i.address, i.peer_address)
+                                       for i in ns.interfaces), ns.routes, ns.policy_routes)
+        for path in ns.nftables:
+            rulesets[(real, path)] = _Ruleset(real, path, plan.files[path])
+        scripts: dict[str, list[tuple[str, str, str]]] = {}
+        for t in ns.tc:
+            scripts.setdefault(t.device, []).append((t.script, plan.files[t.script], t.name))
+        for itf in ns.interfaces:
+            if itf.name in scripts:
+                qdiscs[(real, itf.name)] = _Qdisc(real, itf.name, None, 0,
+                                                  tuple(scripts[itf.name]))
+            elif shape and itf.rate_bps:
+                qdiscs[(real, itf.name)] = _Qdisc(real, itf.name, itf.rate_bps, itf.delay_ns)
+    veths = {}
+    for lk in plan.links:
+        v = _Veth((names[lk.a_namespace], lk.a_interface), (names[lk.b_namespace],
+                                                            lk.b_interface))
+        veths[v.key] = v
+    return _View(netns, veths, addressing, rulesets, qdiscs)
+
+
+def _live(view: _View, drift: Drift) -> _View:
+    """``view`` as the machine has it: without the namespaces and tables deleted by hand
+    (and without what vanished with them: the peer ends of their veths)."""
+    gone = set(drift.missing_namespaces)
+    vanished = {side for v in view.veths.values() if v.a[0] in gone or v.b[0] in gone
+                for side in (v.a, v.b)}
+    tables = {(ns, path) for ns, path, _ in drift.missing_tables}
+    return _View(
+        {k: n for k, n in view.netns.items() if k not in gone},
+        {k: v for k, v in view.veths.items() if v.a[0] not in gone and v.b[0] not in gone},
+        {k: a.without({d for ns, d in vanished if ns == k})
+         for k, a in view.addressing.items() if k not in gone},
+        {k: r for k, r in view.rulesets.items() if k[0] not in gone and k not in tables},
+        {k: q for k, q in view.qdiscs.items() if k[0] not in gone and k not in vanished})
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def diff(old: LocalPlan | None, new: LocalPlan | None, *, old_prefix: str | None = None,
+         new_prefix: str | None = None, drift: Drift | None = None,
+         shape: bool = True) -> Changes:
+    """The steps that turn the realisation of ``old`` (with ``old_prefix``, as ``drift``
+    says the machine has it) into that of ``new``; ``None`` is nothing.
+
+    Removals run first (queues, rulesets and addresses on what goes away, then veths, then
+    namespaces), additions after (namespaces, veths, addressing, rulesets, queues). A kept
+    namespace is touched only where it differs; a device whose veth is replaced is
+    reconfigured; a ruleset whose text changed is reloaded in place.
+    """
+    a = _view(old, old_prefix, shape) if old is not None else _View()
+    if drift is not None:
+        a = _live(a, drift)
+    b = _view(new, new_prefix, shape) if new is not None else _View()
+    forced = {(ns, path) for ns, path, _ in drift.changed_tables} if drift else set()
+    if new is not None:
+        prefix = new.prefix if new_prefix is None else new_prefix
+    else:
+        prefix = old.prefix if old is not None and old_prefix is None else old_prefix or ""
+    leaving = [k for k in a.veths if k not in b.veths]
+    going = {side for k in leaving for side in (a.veths[k].a, a.veths[k].b)}
+    kept = set(a.netns) & set(b.netns)
+
+    def devices(ns: str) -> set[str]:
+        return {d for n, d in going if n == ns}
+
+    out: list[Step] = []
+    # -- removals
+    for key, q in a.qdiscs.items():
+        if key[0] not in kept or key in going:
+            out.append(Step(DELETE, f"queue of {key[0]}:{key[1]} ({q})", q, None,
+                            deferred=True))
+        elif key not in b.qdiscs:
+            out.append(Step(DELETE, f"queue of {key[0]}:{key[1]} ({q})", q, None))
+    for key, r in a.rulesets.items():
+        if key not in b.rulesets:
+            out.append(Step(DELETE, f"nftables {r.path} in {r.namespace}", r, None,
+                            deferred=key[0] not in kept))
+    partial_addressing: dict[str, _Addressing] = {}
+    for ns, ad in a.addressing.items():
+        if ns not in kept:
+            out.append(Step(DELETE, f"addressing of {ns}", ad, None, deferred=True))
+            continue
+        m = ad.without(devices(ns))
+        partial_addressing[ns] = m
+        if m != ad:
+            out.append(Step(MODIFY, f"addressing of {ns}: {_detail(ad, m)}", ad, m,
+                            shown=m == b.addressing[ns]))
+    for key in leaving:
+        v = a.veths[key]
+        inside = v.a[0] in kept and v.b[0] in kept
+        out.append(Step(DELETE, f"link {v}", v, None, deferred=not inside,
+                        shown=inside))
+    for ns, n in a.netns.items():
+        if ns not in b.netns:
+            out.append(Step(DELETE, f"namespace {ns} ({n.label})", n, None))
+    # -- additions
+    for ns, n in b.netns.items():
+        if ns not in a.netns:
+            out.append(Step(ADD, f"namespace {ns} ({n.label})", None, n))
+    for key, v in b.veths.items():
+        if key not in a.veths:
+            out.append(Step(ADD, f"link {v}", None, v,
+                            shown=v.a[0] in kept or v.b[0] in kept))
+    for ns, bd in b.addressing.items():
+        start = partial_addressing.get(ns)
+        if start != bd:
+            what = f"addressing of {ns}" + (f": {_detail(a.addressing[ns], bd)}"
+                                            if ns in kept else "")
+            out.append(Step(ADD if start is None else MODIFY, what, start, bd,
+                            shown=ns in kept))
+    for key, r in b.rulesets.items():
+        o = a.rulesets.get(key)
+        if o is None:
+            out.append(Step(ADD, f"nftables {r.path} in {r.namespace}", None, r,
+                            shown=key[0] in kept))
+        elif o.text != r.text or key in forced:
+            out.append(Step(MODIFY, f"nftables {r.path} in {r.namespace} (reloaded in place)",
+                            o, r))
+    for key, q in b.qdiscs.items():
+        o = a.qdiscs.get(key) if key[0] in kept and key not in going else None
+        if o != q:
+            out.append(Step(ADD if o is None else MODIFY, f"queue of {key[0]}:{key[1]} ({q})",
+                            o, q, before=str(o) if o is not None else None,
+                            shown=key[0] in kept))
+    return Changes(prefix, tuple(out))
+
+
+def _detail(a: _Addressing, b: _Addressing) -> str:
+    """What differs between two addressings, briefly."""
+    parts: list[str] = []
+    if a.forwarding != b.forwarding:
+        parts.append(f"forwarding {'on' if b.forwarding else 'off'}")
+    old_if = {d: (addr, peer) for d, addr, peer in a.interfaces}
+    new_if = {d: (addr, peer) for d, addr, peer in b.interfaces}
+    for d in sorted(set(old_if) | set(new_if)):
+        if d not in new_if:
+            parts.append(f"- {d}")
+        elif d not in old_if:
+            parts.append(f"+ {d} {new_if[d][0]}")
+        elif old_if[d] != new_if[d]:
+            parts.append(f"~ {d} {new_if[d][0]} (peer {new_if[d][1]})")
+    parts += [f"- route {r.destination} via {r.via}" for r in a.routes if r not in b.routes]
+    parts += [f"+ route {r.destination} via {r.via} dev {r.device}" for r in b.routes
+              if r not in a.routes]
+    parts += [f"- policy route mark {p.mark:#x}" for p in a.policy_routes
+              if p not in b.policy_routes]
+    parts += [f"+ policy route mark {p.mark:#x} via {p.via} dev {p.device}"
+              for p in b.policy_routes if p not in a.policy_routes]
+    return "; ".join(parts) or "reapplied"
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass
+class _Outcome:
+    qdiscs: list[tuple[str, str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+Journal = Callable[[str, Callable[[], None]], None]
+
+
+def apply(plan: LocalPlan, *, prefix: str | None = None, shape: bool = True) -> Deployment:
+    """Build the plan's namespaces; on failure everything created is removed again."""
+    return apply_changes(diff(None, plan, new_prefix=prefix, shape=shape))
+
+
+def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deployment:
+    """Run ``changes``. With a ``journal``, each step's undo is handed to it once the step
+    succeeded (the caller rolls back); without, a failure undoes every step done so far,
+    newest first, and re-raises. Namespaces to create must not exist yet."""
+    _preflight()
+    clash = sorted(set(changes.created) & _existing())
+    if clash:
+        raise LocalTargetError(f"namespaces already exist: {', '.join(clash)} "
+                               "(destroy the previous deployment or use another prefix)")
+    out = _Outcome()
+    done: list[Step] = []
+    try:
+        for step in changes.steps:
+            if not step.deferred:
+                _converge(step.old, step.new, out)
+            if journal is not None:
+                journal(step.undo_what, partial(undo, step))
+            else:
+                done.append(step)
+    except BaseException as e:
+        failed = []
+        for step in reversed(done):
+            try:
+                undo(step)
+            except Exception as u:  # keep undoing the rest; say what could not be
+                failed.append(f"{step.undo_what}: {u}")
+        if failed and isinstance(e, LocalTargetError):
+            raise LocalTargetError(f"{e}; and could not {'; '.join(failed)}") from None
+        raise
+    return Deployment(changes.prefix, changes.created, tuple(out.qdiscs),
+                      tuple(dict.fromkeys(out.warnings)))
+
+
+def undo(step: Step) -> None:
+    """Return the resource of ``step`` to its previous state."""
+    _converge(step.new, step.old, _Outcome())
+
+
+def _converge(old: _Resource | None, new: _Resource | None, out: _Outcome) -> None:
+    r = new if new is not None else old
+    if isinstance(r, _Netns):
+        _converge_netns(old, new)
+    elif isinstance(r, _Veth):
+        _converge_veth(old, new)
+    elif isinstance(r, _Addressing):
+        _converge_addressing(old, new)
+    elif isinstance(r, _Ruleset):
+        _converge_ruleset(old, new)
+    elif isinstance(r, _Qdisc):
+        _converge_qdisc(old, new, out)
+
+
+def _converge_netns(old: _Netns | None, new: _Netns | None) -> None:
+    if new is None:
+        if old is not None:
+            _delete([old.name])
+        return
+    if old is not None:
+        return
+    real = new.name
+    run(["ip", "netns", "add", real])
+    run(["ip", "-n", real, "link", "set", "lo", "up"])
+    # New devices copy `default`; the effective rp_filter is max(all, device): policy-routed
+    # detours come back on other interfaces than the reverse path. Set before any veth.
+    for scope in ("all", "default"):
+        _sysctl(real, f"net.ipv4.conf.{scope}.rp_filter", "0")
+        if new.forwarding:
+            _sysctl(real, f"net.ipv4.conf.{scope}.send_redirects", "0")
+    _sysctl(real, "net.ipv4.ip_forward", "1" if new.forwarding else "0")
+
+
+def _converge_veth(old: _Veth | None, new: _Veth | None) -> None:
+    if new is None and old is not None:
+        run(["ip", "-n", old.a[0], "link", "del", old.a[1]], check=False)
+    elif new is not None and old is None:
+        run(["ip", "link", "add", new.a[1], "netns", new.a[0], "type", "veth",
+             "peer", "name", new.b[1], "netns", new.b[0]])
+
+
+def _converge_addressing(old: _Addressing | None, new: _Addressing | None) -> None:
+    """Remove what ``old`` has and ``new`` has not, then (re)apply all of ``new`` with
+    idempotent commands: correct whatever part of ``old`` is really there."""
+    if new is None:
+        return  # the namespace goes away, and everything inside with it
+    ip = ["ip", "-n", new.namespace]
+    if old is not None:
+        if old.forwarding != new.forwarding:
+            value = "0" if new.forwarding else "1"
+            for scope in ("all", "default", *(d for d, _, _ in new.interfaces)):
+                _sysctl(new.namespace, f"net.ipv4.conf.{scope}.send_redirects", value)
+            _sysctl(new.namespace, "net.ipv4.ip_forward", "1" if new.forwarding else "0")
+        for p in old.policy_routes:
+            if p not in new.policy_routes:
+                run([*ip, "rule", "del", "fwmark", hex(p.mark), "lookup", str(p.table),
+                     "priority", str(1000 + p.mark)], check=False)
+                if all(q.table != p.table for q in new.policy_routes):
+                    run([*ip, "route", "flush", "table", str(p.table)], check=False)
+        wanted = {r.destination for r in new.routes} | \
+            {f"{peer}/32" for _, _, peer in new.interfaces}
+        for r in old.routes:
+            if r.destination not in wanted:
+                run([*ip, "route", "del", r.destination, "via", r.via, "dev", r.device],
+                    check=False)
+        for dev, address, peer in old.interfaces:
+            if (dev, address, peer) in new.interfaces:
+                continue
+            if f"{peer}/32" not in wanted:
+                run([*ip, "route", "del", f"{peer}/32", "dev", dev], check=False)
+            if all((d, a) != (dev, address) for d, a, _ in new.interfaces):
+                run([*ip, "addr", "del", address, "dev", dev], check=False)
+    for dev, address, peer in new.interfaces:
+        run([*ip, "addr", "replace", address, "dev", dev])
+        run([*ip, "link", "set", dev, "up"])
+        run([*ip, "route", "replace", f"{peer}/32", "dev", dev, "scope", "link"])
+    for r in new.routes:
+        run([*ip, "route", "replace", r.destination, "via", r.via, "dev", r.device])
+    for p in new.policy_routes:
+        run([*ip, "route", "replace", "default", "via", p.via, "dev", p.device,
+             "table", str(p.table)])
+        proc = run([*ip, "rule", "add", "fwmark", hex(p.mark), "lookup", str(p.table),
+                    "priority", str(1000 + p.mark)], check=False)
+        if proc.returncode != 0 and "File exists" not in proc.stderr:
+            raise LocalTargetError(f"`ip rule add fwmark {p.mark:#x}` in {new.namespace} "
+                                   f"failed: {proc.stderr.strip()}")
+
+
+def _converge_ruleset(old: _Ruleset | None, new: _Ruleset | None) -> None:
+    if new is None:
+        if old is not None:
+            delete_tables(old.namespace, old.text)
+    elif old is None:
+        run(netns_exec(new.namespace, "nft", "-f", "-"), stdin=new.text)
+    else:
+        reload_ruleset(new.namespace, new.text)
+
+
+def _converge_qdisc(old: _Qdisc | None, new: _Qdisc | None, out: _Outcome) -> None:
+    target = new if new is not None else old
+    assert target is not None
+    ns, dev = target.namespace, target.device
+    if old is not None:
+        run(netns_exec(ns, "tc", "qdisc", "del", "dev", dev, "root"), check=False)
+    if new is None:
+        return
+    if not new.scripts:
+        out.warnings.extend(_shape(ns, dev, new.rate_bps or 0, new.delay_ns))
+        return
+    for path, text, name in new.scripts:
+        proc = run(netns_exec(ns, "sh", "-s", "--", name, dev), stdin=text)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("mosaico-tc:")]
+        if not lines:
+            raise LocalTargetError(f"{path} {name} {dev} did not report a qdisc: "
+                                   f"{proc.stdout.strip()!r}")
+        out.qdiscs.append((ns, dev, lines[-1].split()[-1]))
+        out.warnings.extend(line for line in proc.stderr.splitlines() if line.strip())
+
+
+def _shape(ns: str, dev: str, rate_bps: int, delay_ns: int) -> list[str]:
+    tc = ["ip", "netns", "exec", ns, "tc"]
+    run([*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1"])
+    # A burst of 1 ms at the link rate (at least two full frames): HTB's default burst at
+    # high rates makes it wait for timers and caps small packets far below the rate.
+    burst = max(3028, rate_bps // 8000)
+    run([*tc, "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
+         "rate", f"{rate_bps}bit", "ceil", f"{rate_bps}bit",
+         "burst", str(burst), "cburst", str(burst)])
+    if delay_ns <= 0:
+        return []
+    proc = run([*tc, "qdisc", "replace", "dev", dev, "parent", "1:1", "handle", "10:",
+                "netem", "delay", f"{max(1, delay_ns // 1000)}us"], check=False)
+    if proc.returncode != 0:
+        return ["link delays are not emulated: netem is unavailable "
+                f"({proc.stderr.strip() or 'tc failed'})"]
+    return []
+
+
+def inspect(plan: LocalPlan, *, prefix: str | None = None) -> Drift:
+    """Compare the machine with the realisation of ``plan``: namespaces that are missing,
+    ruleset tables that are missing or whose rules or objects differ from their file
+    (counter values and dynamic set elements are not differences). Tables are checked only
+    as root."""
+    names = namespace_names(plan, prefix)
+    live = _existing() if shutil.which("ip") else set()
+    missing = tuple(names[ns.name] for ns in plan.namespaces if names[ns.name] not in live)
+    if os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("unshare") is None:
+        return Drift(missing, tables_checked=False)
+    absent: list[tuple[str, str, str]] = []
+    changed: list[tuple[str, str, str]] = []
+    for ns in plan.namespaces:
+        real = names[ns.name]
+        if real in missing or not ns.nftables:
+            continue
+        have = live_tables(real)
+        for path in ns.nftables:
+            for table, objects in ruleset_tables(plan.files[path]).items():
+                label = f"{table[0]} {table[1]}"
+                if table not in have:
+                    absent.append((real, path, label))
+                elif differs(have[table], objects):
+                    changed.append((real, path, label))
+    return Drift(missing, tuple(absent), tuple(changed))
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+def destroy(plan: LocalPlan, *, prefix: str | None = None) -> None:
+    """Remove a deployment: stop processes inside its namespaces, then delete them."""
+    _delete(list(namespace_names(plan, prefix).values()))
+
+
+def _delete(namespaces: list[str]) -> None:
+    present = _existing() if shutil.which("ip") else set()
+    for ns in namespaces:
+        if ns not in present:
+            continue
+        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            alive = [int(p) for p in pids if _alive(int(p))]
+            for pid in alive:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            if alive:
+                time.sleep(0.2)
+        run(["ip", "netns", "del", ns], check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def read_counters(plan: LocalPlan, *, prefix: str | None = None
+                  ) -> dict[tuple[str, str], tuple[int, int]]:
+    """``(plan namespace, counter name) → (packets, bytes)`` for every listed counter."""
+    names = namespace_names(plan, prefix)
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for ns in plan.namespaces:
+        if not ns.counters:
+            continue
+        doc = json.loads(run(netns_exec(names[ns.name], "nft", "-j", "list",
+                                        "counters")).stdout)
+        have = {(c["table"], c["name"]): (c["packets"], c["bytes"])
+                for item in doc.get("nftables", []) if (c := item.get("counter"))}
+        for ref in ns.counters:
+            if (ref.table, ref.name) in have:
+                out[(ns.name, ref.name)] = have[(ref.table, ref.name)]
+    return out

@@ -1,0 +1,390 @@
+"""The placement problem as data, derived from the IR and independent of any solver.
+
+For every service and source the traffic follows the lowest-delay *base path* through
+switches. Each function instance has *choices* (a node and the target it runs as there)
+and, on every route, *locations*: on the base path itself, or on a node reached by a detour
+that leaves the path at a switch and comes back to it the same way. Each choice and
+location records the user-level :class:`Rule` it would break; the optimiser drops those,
+the explainer keeps them behind one switchable literal per rule to find which rules
+conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from itertools import pairwise
+
+from ..check.services import latency_floor
+from ..diagnostics import Diagnostic, Note, error
+from ..ir import _ir as I
+from . import resources as R
+from ._paths import Transit
+from .placement import PlacementError
+
+__all__ = ["Kind", "Rule", "Choice", "Location", "RouteSpace", "ServiceSpace", "Group",
+           "Problem", "build", "floors", "transits_of"]
+
+
+class Kind(Enum):
+    """The kinds of constraint a user can be told about (one literal each per subject)."""
+
+    CAPACITY = "capacity"
+    LATENCY = "latency"
+    SECURE = "secure"
+    PRIORITY_QUEUES = "priority_queues"
+    EGRESS = "egress"
+    QUEUE = "queue"
+    BANDWIDTH = "bandwidth"
+    PLACE = "place"
+    PIN = "pin"
+    ORDER = "order"  # the chain runs in order along each route
+
+
+_KIND_ORDER = {k: i for i, k in enumerate(Kind)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One user-level constraint: ``Rule(Kind.LATENCY, ("web_ll",))``.
+
+    Subjects: LATENCY, SECURE, BANDWIDTH, ORDER → (service,); PIN, PLACE, QUEUE →
+    (instance,);
+    CAPACITY → (topology, node, resource); PRIORITY_QUEUES → (topology, switch);
+    EGRESS → (topology, destination).
+    """
+
+    kind: Kind
+    subject: tuple[str, ...]
+
+    def sort_key(self) -> tuple:
+        return (_KIND_ORDER[self.kind], self.subject)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Instance on ``node`` as ``target``."""
+
+    node: str
+    target: str
+    option: I.TargetOption
+    forbid: frozenset[Rule]
+
+    @property
+    def latency(self) -> int:
+        return self.option.latency.ns
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where on one route an instance runs: on the path, or a detour from ``attach``."""
+
+    node: str
+    attach: str | None
+    position: int  # index on the base path of the node, or of the switch the detour leaves
+    detour: tuple[str, ...]  # attach → … → node; () on the path
+    delay: int  # one way along the detour, ns
+    forbid: frozenset[Rule]
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.node, self.attach)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpace:
+    service: str
+    source: str
+    path: tuple[str, ...]
+    delay: int  # ns along the base path
+    locations: Mapping[str, tuple[Location, ...]]  # instance id → where it may run
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.service, self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpace:
+    service: I.Service
+    topology: I.Topology
+    routes: tuple[RouteSpace, ...]
+    choices: Mapping[str, tuple[Choice, ...]]  # instance id → nodes it may run on
+    budget: int | None  # ns, the user's latency budget
+    limit: int | None  # ns, what every route must stay within (the budget, or tighter)
+    queue_target: int  # ns
+    floor: int  # ns, fastest processing over the chain
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Queueing functions of services sharing one egress queue: one node, counted once."""
+
+    rule: Rule
+    instances: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    program: I.Program
+    services: tuple[ServiceSpace, ...]
+    capacities: Mapping[tuple[str, str], Mapping[str, int]]  # (topology, node) → offered
+    groups: tuple[Group, ...]
+    transits: Mapping[str, Transit]
+
+    def instance(self, instance_id: str) -> I.FunctionInstance:
+        return self._instances[instance_id]
+
+    def space_of(self, service: str) -> ServiceSpace:
+        return next(s for s in self.services if s.name == service)
+
+    @cached_property
+    def _instances(self) -> dict[str, I.FunctionInstance]:
+        return {fi.id: fi for fi in self.program.instances()}
+
+
+def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
+          limits: Mapping[str, int] | None = None,
+          transits: Mapping[str, Transit] | None = None) -> Problem:
+    """The problem for ``program``; raises :class:`PlacementError` for what no placement can
+    fix (no route through switches, no node able to run a function, a base path too thin).
+
+    With ``prune`` (the optimiser's view) choices and locations that break a rule are left
+    out; without (the explainer's view) they are kept, each with the rules it breaks; a set
+    of kinds prunes only those. An instance left with no choice by its rules has an empty
+    choice tuple. ``limits`` caps the latency of services' routes below their budgets
+    (service name → ns).
+    """
+    pruned = frozenset(Kind) if prune is True else frozenset(prune or ())
+    diagnostics: list[Diagnostic] = []
+    transits = transits or transits_of(program)
+    capacities = {(t.name, n.name): R.capacity(n) for t in program.topologies
+                  for n in (*t.switches, *t.hosts)}
+    services = []
+    for svc in program.services:
+        budget = svc.requirements.latency.ns if svc.requirements.latency is not None else None
+        limit = (limits or {}).get(svc.name, budget)
+        space = _service(svc, program.topology(svc.topology), transits[svc.topology],
+                         capacities, diagnostics, pruned, budget, limit)
+        if space is not None:
+            services.append(space)
+    if diagnostics:
+        raise PlacementError(diagnostics)
+    return Problem(program, tuple(services), capacities, _groups(program), transits)
+
+
+def transits_of(program: I.Program) -> dict[str, Transit]:
+    return {t.name: Transit(t) for t in program.topologies}
+
+
+def floors(program: I.Program, transits: Mapping[str, Transit]) -> dict[str, list[int]]:
+    """Per service, the least latency each route can have (ns): base path, fastest
+    processing, queue target. Routes that do not exist are left out."""
+    out: dict[str, list[int]] = {}
+    for svc in program.services:
+        processing, queue = latency_floor(svc)
+        transit = transits[svc.topology]
+        paths = [transit.base(src, svc.destination) for src in svc.sources]
+        out[svc.name] = [transit.delay(p) + processing.ns + queue.ns for p in paths if p]
+    return out
+
+
+def _groups(program: I.Program) -> tuple[Group, ...]:
+    by_egress: dict[tuple[str, str], list[str]] = {}
+    for svc in program.services:
+        for fi in svc.chain:
+            key = R.shared_queue_key(svc, fi)
+            if key is not None:
+                by_egress.setdefault(key, []).append(fi.id)
+    return tuple(Group(Rule(Kind.EGRESS, key), tuple(ids))
+                 for key, ids in by_egress.items() if len(ids) > 1)
+
+
+def _service(svc: I.Service, topo: I.Topology, transit: Transit,
+             capacities: Mapping[tuple[str, str], Mapping[str, int]],
+             diagnostics: list[Diagnostic], pruned: frozenset[Kind], budget: int | None,
+             limit: int | None) -> ServiceSpace | None:
+    req = svc.requirements
+    paths: dict[str, tuple[str, ...]] = {}
+    for src in svc.sources:
+        path = transit.base(src, svc.destination)
+        if path is None:
+            diagnostics.append(error(
+                "E0811", f"`{svc.name}`: no route from `{src}` to `{svc.destination}` "
+                "through switches", svc.span,
+                "hosts and endpoints do not forward transit traffic: link both ends to "
+                "switches that are connected"))
+            continue
+        if req.bandwidth is not None:
+            thin = _thin_link(topo, path, req.bandwidth.bps)
+            if thin is not None:
+                lk, label = thin
+                diagnostics.append(error(
+                    "E0809", f"`{svc.name}`: the lowest-delay route from `{src}` crosses "
+                    f"{label} with {lk.bandwidth}, below the {req.bandwidth} required",
+                    svc.span, "traffic follows the lowest-delay path: raise that link's "
+                    "bandwidth, lower the requirement, or make a wider path faster",
+                    [Note(f"route: {' → '.join(path)}"), Note("link declared here", lk.span)]))
+        paths[src] = path
+    if len(paths) != len(svc.sources):
+        return None
+
+    processing, queue = latency_floor(svc)
+    switch_names = {s.name for s in topo.switches}
+    lasts = {p[-2] if len(p) > 2 else None for p in paths.values()}
+    service_rules = _ServiceRules(Rule(Kind.LATENCY, (svc.name,)),
+                                  Rule(Kind.BANDWIDTH, (svc.name,)),
+                                  Rule(Kind.SECURE, (svc.name,)))
+    spots = {src: _Spots(transit, path, switch_names, req.bandwidth, service_rules)
+             for src, path in paths.items()}
+    base = {src: transit.delay(path) for src, path in paths.items()}
+    floor = {src: base[src] + processing.ns + queue.ns for src in paths}
+    choices: dict[str, tuple[Choice, ...]] = {}
+    locations: dict[str, dict[str, tuple[Location, ...]]] = {src: {} for src in paths}
+    nodes = (*topo.switches, *topo.hosts)
+    for fi in svc.chain:
+        fastest = min(t.latency.ns for t in fi.targets)
+        kept: list[Choice] = []
+        reachable = False
+        for node in nodes:
+            target = R.target_on(fi, node)
+            if target is None:
+                continue
+            if not reachable:
+                reachable = all(sp.reaches(node.name) for sp in spots.values())
+            option = fi.option(target)
+            forbid = _choice_rules(svc, topo, fi, node, target, option, lasts, capacities,
+                                   service_rules)
+            if any(r.kind in pruned for r in forbid):
+                continue
+            per_route = {}
+            for src in paths:
+                slack = None if limit is None else \
+                    limit - floor[src] - (option.latency.ns - fastest)
+                locs = spots[src].locations(node.name, slack, pruned)
+                if not locs:
+                    break
+                per_route[src] = locs
+            else:
+                kept.append(Choice(node.name, target, option, forbid))
+                for src, locs in per_route.items():
+                    locations[src][fi.id] = locations[src].get(fi.id, ()) + locs
+        if not reachable:
+            diagnostics.append(_no_node(svc, topo, fi, paths))
+            continue
+        choices[fi.id] = tuple(kept)
+        for src in paths:
+            locations[src].setdefault(fi.id, ())
+    if len(choices) != len(svc.chain):
+        return None
+    routes = tuple(RouteSpace(svc.name, src, path, base[src], locations[src])
+                   for src, path in paths.items())
+    return ServiceSpace(svc, topo, routes, choices, budget, limit, queue.ns, processing.ns)
+
+
+@dataclass(frozen=True, slots=True)
+class _ServiceRules:
+    latency: Rule
+    bandwidth: Rule
+    secure: Rule
+
+
+class _Spots:
+    """Where on one base path a node can be reached: on it, or by detours (cached)."""
+
+    def __init__(self, transit: Transit, path: tuple[str, ...], switches: set[str],
+                 bandwidth, rules: _ServiceRules) -> None:
+        self.transit = transit
+        self.path = path
+        self.on_path = set(path)
+        self.attach = [(k, n) for k, n in enumerate(path) if n in switches and 0 < k]
+        self.switches = switches
+        self.bps = bandwidth.bps if bandwidth is not None else None
+        self.rules = rules
+        self._cache: dict[str, list[tuple[str | None, int, tuple[str, ...], int, bool]]] = {}
+
+    def _spots(self, node: str):
+        if node not in self._cache:
+            if node in self.path[1:-1]:
+                found = [(None, self.path.index(node), (), 0, True)]
+            else:
+                found = []
+                for k, attach in self.attach:
+                    detour = self.transit.detour(attach, node)
+                    if detour is None or any(n in self.on_path for n in detour[1:]):
+                        continue
+                    if node in self.switches and len(detour) != 2:
+                        continue  # P4 off the path: only on a neighbour of the path
+                    thin = self.transit.thinnest(detour)
+                    wide = self.bps is None or thin is None or thin[0] >= self.bps
+                    found.append((attach, k, detour, self.transit.delay(detour), wide))
+            self._cache[node] = found
+        return self._cache[node]
+
+    def reaches(self, node: str) -> bool:
+        return bool(self._spots(node))
+
+    def locations(self, node: str, slack: int | None, pruned: frozenset[Kind]
+                  ) -> tuple[Location, ...]:
+        """The node's locations; ``slack`` is what the budget leaves for detours."""
+        out = []
+        for attach, k, detour, delay, wide in self._spots(node):
+            late = slack is not None and 2 * delay > slack
+            if (late and Kind.LATENCY in pruned) or (not wide and Kind.BANDWIDTH in pruned):
+                continue
+            rules = frozenset((self.rules.latency,) * late + (self.rules.bandwidth,) * (not wide))
+            out.append(Location(node, attach, k, detour, delay, rules))
+        return tuple(out)
+
+
+def _choice_rules(svc: I.Service, topo: I.Topology, fi: I.FunctionInstance, node: I.NodeIR,
+                  target: str, option: I.TargetOption, lasts: set[str | None],
+                  capacities, service_rules: _ServiceRules) -> frozenset[Rule]:
+    rules: list[Rule] = []
+    if fi.pin is not None and node.name != fi.pin:
+        rules.append(Rule(Kind.PIN, (fi.id,)))
+    if fi.place is not None and I.target_family(target) != fi.place:
+        rules.append(Rule(Kind.PLACE, (fi.id,)))
+    if svc.requirements.secure and fi.kind == "filter" and not node.trusted:
+        rules.append(service_rules.secure)
+    if fi.kind == "queue" and isinstance(node, I.Switch):
+        if lasts != {node.name}:
+            rules.append(Rule(Kind.QUEUE, (fi.id,)))
+        if node.priority_queues < R.queues_needed(fi):
+            rules.append(Rule(Kind.PRIORITY_QUEUES, (topo.name, node.name)))
+    offered = capacities[(topo.name, node.name)]
+    for res in R.over(R.demand(option), offered):
+        rules.append(Rule(Kind.CAPACITY, (topo.name, node.name, res)))
+    return frozenset(rules)
+
+
+def _thin_link(topo: I.Topology, path: tuple[str, ...], bps: int):
+    for a, b in pairwise(path):
+        lk = topo.link_between(a, b)
+        if lk is not None and lk.bandwidth.bps < bps:
+            return lk, f"link {lk.end(a)}--{lk.end(b)}"
+    return None
+
+
+def _no_node(svc: I.Service, topo: I.Topology, fi: I.FunctionInstance,
+             paths: Mapping[str, tuple[str, ...]]) -> Diagnostic:
+    targets = ", ".join(t.target for t in fi.targets)
+    able = [n.name for n in (*topo.switches, *topo.hosts) if R.target_on(fi, n) is not None]
+    if not able:
+        kinds = sorted({"switches" if t.family == I.P4_FAMILY else "hosts" for t in fi.targets})
+        return error("E0810", f"`{svc.name}`: no node of topology `{topo.name}` can run "
+                     f"{fi.name} (it runs on {targets})", fi.span,
+                     f"add {' or '.join(kinds)} to `{topo.name}`")
+    notes = [Note(f"route from `{src}`: {' → '.join(p)}") for src, p in paths.items()]
+    shown = [f"`{n}`" for n in able]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return error("E0810", f"`{svc.name}`: no node that can run {fi.name} ({listed}) is "
+                 "on or beside the path of every source", fi.span,
+                 "detours leave the path at a switch and reach the node through switches "
+                 "only; link that node to a switch on the path", notes)

@@ -1,0 +1,72 @@
+"""``mosaico place FILE``: check, place optimally, print the placement, write its JSON."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..cli import _SEARCH, _emit, _guard
+from ..diagnostics import CompileError, warning
+
+__all__ = ["place_cmd"]
+
+
+@click.command("place")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write placement.json here (`-` for stdout): the document "
+                   "`mosaico compile` writes.")
+@click.option("--search-limit", type=click.FloatRange(min=0.1), default=None,
+              help="CP-SAT deterministic time per solve (default 60); the result does "
+                   "not depend on the machine's speed.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
+@_SEARCH
+@_guard
+def place_cmd(file: str, output: str | None, search_limit: float | None, quiet: bool,
+              search: tuple[str, ...]) -> None:
+    """Place every function on a P4 switch or VNF host, optimally, and explain failures."""
+    from rich.console import Console
+
+    from ..compiler import _check
+    from . import Options, PlacementError, place
+    from .report import placement_document, primary_optimal, render
+
+    program, diagnostics, _, sources = _check(Path(file), [Path(s) for s in search])
+    options = Options() if search_limit is None else Options(deterministic_time=search_limit)
+    try:
+        placement = place(program, options=options)
+    except PlacementError as e:
+        raise CompileError([*diagnostics, *e.diagnostics], sources) from None
+    if not primary_optimal(placement) and program.services:
+        diagnostics = (*diagnostics, warning(
+            "W0801", "the placement is valid but not proven optimal: the search limit ran "
+            "out", program.span, "raise `--search-limit`"))
+    _emit(diagnostics, sources)
+    if not quiet:
+        Console(file=sys.stdout if output != "-" else sys.stderr, soft_wrap=True).print(
+            render(program, placement))
+    if output == "-":
+        sys.stdout.buffer.write(placement_document(placement))
+    elif output:
+        _write(Path(output), placement_document(placement))
+        click.echo(f"wrote {output}", err=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

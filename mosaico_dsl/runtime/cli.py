@@ -1,0 +1,281 @@
+"""``mosaico deploy | plan | status | destroy | target serve`` — the runtime's commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from ..cli import _guard
+from ..diagnostics import CompileError, error
+from .build import Build, load_build, parse_addresses
+from .state import StateStore, default_state_path
+
+__all__ = ["deploy_cmd", "plan_cmd", "status_cmd", "destroy_cmd", "target_group"]
+
+TARGETS = ("local", "p4runtime", "openstack")
+
+
+def _options(require_build: bool) -> Callable:
+    """The options every runtime command shares."""
+
+    def wrap(fn: Callable) -> Callable:
+        decorators = [
+            click.argument("build_dir", required=require_build,
+                           type=click.Path(file_okay=False)),
+            click.option("--target", "-t", "targets", multiple=True,
+                         type=click.Choice(TARGETS),
+                         help="Target kinds to act on (repeatable; default: local for "
+                              "deploy/plan, every recorded one for status/destroy)."),
+            click.option("--address", "addresses", multiple=True, metavar="SWITCH=HOST:PORT",
+                         help="Override a switch's P4Runtime address (repeatable)."),
+            click.option("--state", "state", type=click.Path(dir_okay=False),
+                         default=None, help="State store (default $MOSAICO_STATE or "
+                                            ".mosaico/state.db)."),
+            click.option("--election-id", type=click.IntRange(1, 2**128 - 1), default=1,
+                         show_default=True, help="P4Runtime election id (primary "
+                                                 "arbitration)."),
+            click.option("--role", default="", help="P4Runtime role (default: full access)."),
+            click.option("--batch", type=click.IntRange(1, 100000), default=500,
+                         show_default=True, help="P4Runtime updates per Write request."),
+            click.option("--timeout", type=float, default=10.0, show_default=True,
+                         help="Seconds to wait for a switch to answer."),
+            click.option("--stack-timeout", type=float, default=1800.0, show_default=True,
+                         help="Seconds to wait for an OpenStack stack to settle."),
+            click.option("--stack-poll", type=float, default=5.0, show_default=True,
+                         help="Seconds between two polls of a stack's status."),
+            click.option("--ca", type=click.Path(exists=True, dir_okay=False),
+                         help="TLS: CA certificate that signed the switches' certificates."),
+            click.option("--cert", type=click.Path(exists=True, dir_okay=False),
+                         help="TLS: client certificate (mutual TLS)."),
+            click.option("--key", type=click.Path(exists=True, dir_okay=False),
+                         help="TLS: client private key (mutual TLS)."),
+            click.option("--tls-server-name", default=None,
+                         help="TLS: name to verify in the switch certificate."),
+            click.option("--local-prefix", default=None,
+                         help="Local target: namespace name prefix (default: local.json's)."),
+        ]
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return wrap
+
+
+def _tls(ca, cert, key, server_name):
+    from .p4runtime import TlsConfig
+
+    if not (ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise CompileError([error("E1217", "--cert and --key go together (mutual TLS)",
+                                  hint="pass both, or neither for server-only TLS")])
+    return TlsConfig(Path(ca) if ca else None, Path(cert) if cert else None,
+                     Path(key) if key else None, server_name)
+
+
+def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default: tuple[str, ...]):
+    from .local import LocalTarget
+    from .openstack import OpenStackTarget
+    from .switches import P4RuntimeTarget
+
+    if not kinds:
+        kinds = default or tuple(dict.fromkeys(u.target for u in store.units())) or ("local",)
+    out = []
+    for kind in dict.fromkeys(kinds):
+        if kind == "p4runtime":
+            if build is not None and not build.switches and not store.units(kind):
+                raise CompileError([error(
+                    "E1215", f"{build.root} has no P4 switch artifacts (<switch>/p4info.txtpb)",
+                    hint="compile with the p4 backend, or choose another --target")])
+            out.append(P4RuntimeTarget(
+                build, tls=_tls(opts["ca"], opts["cert"], opts["key"], opts["tls_server_name"]),
+                election_id=opts["election_id"], role=opts["role"], batch=opts["batch"],
+                timeout=opts["timeout"], addresses=opts["address_map"]))
+        elif kind == "openstack":
+            if build is not None and not any(h.platform == "openstack" and h.stack
+                                             for h in build.hosts) and not store.units(kind):
+                raise CompileError([error(
+                    "E1215", f"{build.root} has no OpenStack artifacts (<host>/stack.yaml)",
+                    hint="compile with the vnf backend, or choose another --target")])
+            out.append(OpenStackTarget(build, timeout=opts["stack_timeout"],
+                                       poll=opts["stack_poll"]))
+        else:
+            if build is not None and build.local_plan is None and not store.units(kind):
+                raise CompileError([error(
+                    "E1215", f"{build.root} has no local target plan (local.json)",
+                    hint="compile with the vnf backend, or choose another --target")])
+            out.append(LocalTarget(build, prefix=opts["local_prefix"]))
+    return out
+
+
+def _progress(msg: str) -> None:
+    click.echo(f"  {msg}", err=True)
+
+
+def _runtime(default: tuple[str, ...], require_build: bool):
+    """Open the store and build, make the targets, and hand them to the command."""
+
+    def wrap(fn):
+        @wraps(fn)
+        def inner(build_dir, targets, addresses, state, **opts):
+            opts["address_map"] = parse_addresses(addresses)
+            build = load_build(build_dir, opts["address_map"]) if build_dir else None
+            try:
+                store = StateStore(Path(state) if state else default_state_path())
+            except Exception as e:
+                raise CompileError([error("E1214", f"cannot open the state store: {e}")]) \
+                    from None
+            with store:
+                ts = _targets(targets, build, store, opts, default)
+                return fn(build=build, store=store, targets=ts, **{
+                    k: v for k, v in opts.items() if k in fn.__code__.co_varnames})
+        return inner
+
+    return wrap
+
+
+@click.command("deploy")
+@_options(require_build=True)
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop (same as `plan`).")
+@_guard
+@_runtime(default=(), require_build=True)
+def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
+    """Deploy a build: apply only what differs; roll everything back on failure."""
+    from .deployment import apply, lock, plan
+
+    lock(store)
+    the_plan = asyncio.run(plan(targets, store))
+    click.echo(the_plan.render())
+    if dry_run:
+        return
+    if the_plan.empty:
+        click.echo("Nothing to do: the targets already run this build.", err=True)
+    result = asyncio.run(apply(the_plan, targets, store, build=build, progress=_progress))
+    if result.changed:
+        click.echo(f"Applied (deployment {result.deployment}).", err=True)
+
+
+@click.command("plan")
+@_options(require_build=True)
+@click.option("--destroy", is_flag=True, help="Plan a destroy instead of a deploy.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_guard
+@_runtime(default=(), require_build=True)
+def plan_cmd(build, store, targets, destroy: bool = False, fmt: str = "text") -> None:
+    """Show what deploy would change, and any drift (changes made out of band)."""
+    from .deployment import plan
+
+    the_plan = asyncio.run(plan(targets, store, destroy=destroy))
+    if fmt == "json":
+        click.echo(json.dumps(the_plan.to_json(), indent=2, sort_keys=True))
+    else:
+        click.echo(the_plan.render())
+
+
+@click.command("status")
+@_options(require_build=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_guard
+@_runtime(default=(), require_build=False)
+def status_cmd(build, store, targets, fmt: str = "text") -> None:
+    """Live state per service and node: packets, drops, CE marks, queue delay."""
+    from .deployment import status
+    from .status import render_status
+
+    rows = asyncio.run(status(targets, store))
+    if fmt == "json":
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2, sort_keys=True))
+    else:
+        click.echo(render_status(rows))
+
+
+@click.command("destroy")
+@_options(require_build=False)
+@_guard
+@_runtime(default=(), require_build=False)
+def destroy_cmd(build, store, targets) -> None:
+    """Remove what mosaico deployed (read from the state store), in reverse order."""
+    from .deployment import destroy
+
+    result = asyncio.run(destroy(targets, store, progress=_progress))
+    click.echo(result.plan.render())
+    click.echo("Destroyed." if result.changed else "Nothing to destroy.", err=True)
+
+
+# --------------------------------------------------------------------------- target serve
+
+
+@click.group("target")
+def target_group() -> None:
+    """Run a target locally (the reference P4Runtime switch)."""
+
+
+@target_group.command("serve")
+@click.argument("switch_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Address to serve on (default: the switch's p4runtime address in "
+                   "../ir.json, else 127.0.0.1:9559).")
+@click.option("--device-id", type=int, default=None,
+              help="P4Runtime device id (default: the switch's, else 1).")
+@click.option("--no-pipeline", is_flag=True,
+              help="Start without the directory's P4Info: wait for "
+                   "SetForwardingPipelineConfig, as a fresh switch does.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False),
+              help="Require client certificates signed by this CA.")
+@_guard
+def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None, no_pipeline: bool,
+              tls_cert, tls_key, tls_client_ca) -> None:
+    """Serve SWITCH_DIR's P4Info as a conforming P4Runtime switch (no data plane)."""
+    from .schema import SchemaError, load_p4info
+    from .server import ReferenceTarget, TlsServerConfig, serve
+
+    d = Path(switch_dir)
+    declared = _declared_switch(d)
+    listen = listen or declared.get("p4runtime") or "127.0.0.1:9559"
+    device_id = device_id if device_id is not None else int(declared.get("device_id", 1))
+    p4info = None
+    if not no_pipeline:
+        try:
+            p4info = load_p4info(d / "p4info.txtpb").p4info
+        except FileNotFoundError:
+            raise CompileError([error("E1216", f"{d} has no p4info.txtpb",
+                                      hint="point at BUILD_DIR/<switch>")]) from None
+        except SchemaError as e:
+            raise CompileError([error("E1216", f"{d / 'p4info.txtpb'}: {e}")]) from None
+    if bool(tls_cert) != bool(tls_key):
+        raise CompileError([error("E1217", "--tls-cert and --tls-key go together")])
+    tls = TlsServerConfig(Path(tls_cert), Path(tls_key),
+                          Path(tls_client_ca) if tls_client_ca else None) if tls_cert else None
+    target = ReferenceTarget(device_id, p4info)
+
+    def ready(handle) -> None:
+        host = listen.rpartition(":")[0]
+        click.echo(f"reference P4Runtime target {d.name} (device {device_id}) listening on "
+                   f"{host}:{handle.port}", err=True)
+        sys.stderr.flush()
+
+    try:
+        serve(target, listen, tls, ready)
+    except (OSError, RuntimeError) as e:
+        raise CompileError([error("E1205", f"cannot listen on {listen}: {e}")]) from None
+
+
+def _declared_switch(d: Path) -> dict:
+    """The switch's declaration in the build's ``ir.json`` (address, device id), if any."""
+    try:
+        ir = json.loads((d.parent / "ir.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    for topo in ir.get("topologies", []):
+        for sw in topo.get("switches", []):
+            if sw.get("name") == d.name:
+                return sw
+    return {}

@@ -1,0 +1,289 @@
+"""The OpenStack target: one Heat stack per VNF host, created, updated, waited on, deleted.
+
+The VNF backend writes ``build/<host>/stack.yaml`` (HOT with networking-sfc resources);
+this module hands it to Heat through openstacksdk's orchestration proxy and waits for the
+stack to settle, reporting progress and giving up after a timeout. Credentials come from
+``clouds.yaml`` (the host's ``cloud:`` attribute names the entry) or the ``OS_*``
+environment, exactly as the ``openstack`` CLI reads them; they are never logged — errors
+quote only the HTTP status and Heat's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..diagnostics import CompileError, error
+from .build import Build, HostArtifacts
+from .plan import ADD, DELETE, MODIFY, Change, UnitPlan
+from .state import StateStore, UnitUpdate
+from .status import StatusRow
+from .transaction import Transaction
+
+__all__ = ["OpenStackTarget", "TARGET", "stack_name"]
+
+TARGET = "openstack"
+Progress = Callable[[str], None]
+Connect = Callable[[str | None], Any]
+
+
+def _connect(cloud: str | None):
+    import openstack
+
+    return openstack.connect(cloud=cloud) if cloud else openstack.connect()
+
+
+_HOT_KEYS = ("heat_template_version", "description", "parameters", "resources", "outputs",
+             "conditions", "parameter_groups")
+
+
+def _parse_hot(text: str) -> dict:
+    """HOT as Heat reads it (openstacksdk's loader: ``2018-08-31`` stays a string)."""
+    from openstack.orchestration.util import template_format
+
+    return template_format.parse(text)
+
+
+def stack_name(program: str, host: str) -> str:
+    return f"mosaico-{program}-{host}".replace("_", "-")
+
+
+@dataclass(frozen=True)
+class _Payload:
+    host: str
+    cloud: str | None
+    name: str
+    action: str  # create | update | delete | none
+    template: dict | None
+    template_text: str | None
+    stack_id: str | None
+    previous: str | None = None  # the recorded template text: what a rollback restores
+
+
+def _failed(host: str, what: str, e: Exception) -> CompileError:
+    """An openstacksdk/keystoneauth error as a diagnostic, without credentials."""
+    from openstack import exceptions as osx
+
+    if isinstance(e, osx.HttpException):
+        detail = f"HTTP {e.status_code}: {e.details or e.message}"
+    elif isinstance(e, osx.ConfigException):
+        detail = f"configuration: {e}"
+    else:
+        detail = f"{type(e).__name__}: {e}"
+    hint = ("check the cloud's entry in clouds.yaml (or the OS_* variables) and that Heat "
+            "is available") if not isinstance(e, osx.ResourceFailure) else None
+    return CompileError([error("E1209", f"OpenStack host {host}: {what} failed: {detail}",
+                               hint=hint)])
+
+
+class OpenStackTarget:
+    """Deploys the build's OpenStack hosts as Heat stacks."""
+
+    target = TARGET
+
+    def __init__(self, build: Build | None, *, timeout: float = 1800.0, poll: float = 5.0,
+                 connect: Connect = _connect) -> None:
+        self.build = build
+        self.timeout, self.poll = timeout, poll
+        self._connect_fn = connect
+        self._conns: dict[str | None, Any] = {}
+
+    def _conn(self, cloud: str | None):
+        if cloud not in self._conns:
+            self._conns[cloud] = self._connect_fn(cloud)
+        return self._conns[cloud]
+
+    def _hosts(self) -> list[HostArtifacts]:
+        if self.build is None:
+            return []
+        return [h for h in self.build.hosts if h.platform == "openstack" and h.stack]
+
+    # ------------------------------------------------------------------ plan
+
+    async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
+        wanted = {h.name: h for h in ([] if destroy else self._hosts())}
+        names = list(dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]))
+        return [await asyncio.to_thread(self._plan_one, n, wanted.get(n), store)
+                for n in names]
+
+    def _plan_one(self, name: str, host: HostArtifacts | None, store: StateStore) -> UnitPlan:
+        rec = store.unit(TARGET, name)
+        cloud = host.cloud if host else (rec.data.get("cloud") if rec else None)
+        sname = stack_name(self.build.program, name) if host and self.build else \
+            rec.data["stack_name"]
+        text = host.stack.read_text(encoding="utf-8") if host else None
+        try:
+            template = _parse_hot(text) if text is not None else None
+        except ValueError as e:
+            raise CompileError([error("E1209", f"{host.stack}: not a Heat template: {e}")]) \
+                from None
+        digest = hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+        try:
+            live = self._conn(cloud).orchestration.find_stack(sname, ignore_missing=True)
+        except Exception as e:
+            raise _failed(name, f"looking up stack {sname}", e) from None
+        if live is not None and live.status == "DELETE_COMPLETE":
+            live = None
+        drift: list[Change] = []
+        if rec is not None and live is None:
+            drift.append(Change(DELETE, f"stack {sname}", drift="deleted out of band"))
+        elif rec is not None and live.id != rec.data.get("stack_id"):
+            drift.append(Change(MODIFY, f"stack {sname} ({live.id})",
+                                before=rec.data.get("stack_id"),
+                                drift="replaced out of band"))
+        elif live is not None and live.status.endswith("FAILED"):
+            drift.append(Change(MODIFY, f"stack {sname}",
+                                drift=f"{live.status}: {live.status_reason}"))
+        if template is None:  # destroy, or the host left the build
+            if live is None:
+                return UnitPlan(TARGET, name, (), tuple(drift),
+                                payload=_Payload(name, cloud, sname, "none", None, None, None))
+            return UnitPlan(TARGET, name, (Change(DELETE, f"stack {sname} ({live.id})"),),
+                            tuple(drift), payload=_Payload(name, cloud, sname, "delete", None,
+                                                           None, live.id))
+        n = len(template.get("resources", {}))
+        if live is None:
+            change = Change(ADD, f"stack {sname} ({n} resources) on cloud {cloud or '$OS_*'}")
+            action = "create"
+        elif rec is None or rec.fingerprint != digest or live.status.endswith("FAILED"):
+            change = Change(MODIFY, f"stack {sname} ({n} resources)",
+                            before=f"{live.status}, template "
+                                   f"{(rec.fingerprint[:12] if rec else 'unknown')}")
+            action = "update"
+        else:
+            return UnitPlan(TARGET, name, (), tuple(drift),
+                            payload=_Payload(name, cloud, sname, "none", template, text,
+                                             live.id))
+        return UnitPlan(TARGET, name, (change,), tuple(drift),
+                        payload=_Payload(name, cloud, sname, action, template, text,
+                                         live.id if live else None,
+                                         rec.data.get("template") if rec else None))
+
+    # ------------------------------------------------------------------ apply
+
+    async def apply(self, plan: UnitPlan, tx: Transaction,
+                    progress: Progress = lambda _: None) -> UnitUpdate:
+        return await asyncio.to_thread(self._apply, plan, tx, progress)
+
+    def _record(self, p: _Payload, stack_id: str | None) -> UnitUpdate:
+        if p.template is None:
+            return UnitUpdate(TARGET, p.host, None)
+        digest = hashlib.sha256(p.template_text.encode()).hexdigest()
+        return UnitUpdate(TARGET, p.host, digest, {"cloud": p.cloud, "stack_name": p.name,
+                                                   "stack_id": stack_id,
+                                                   "template": p.template_text})
+
+    def _apply(self, plan: UnitPlan, tx: Transaction, progress: Progress) -> UnitUpdate:
+        p: _Payload = plan.payload
+        orch = self._conn(p.cloud).orchestration
+        unit = f"{TARGET} {p.host}"
+        if p.action == "none":
+            return self._record(p, p.stack_id)
+        if p.action == "create":
+            try:
+                stack = orch.create_stack(name=p.name, template=p.template,
+                                          timeout_mins=max(1, int(self.timeout // 60)),
+                                          disable_rollback=False)
+            except Exception as e:
+                raise _failed(p.host, f"creating stack {p.name}", e) from None
+            tx.record(unit, f"delete stack {p.name} ({stack.id})",
+                      lambda: self._delete(p.cloud, p.host, stack.id, p.name, progress))
+            self._wait(orch, p.host, stack.id, p.name, "CREATE_COMPLETE", progress)
+            return self._record(p, stack.id)
+        if p.action == "update":
+            try:
+                if p.previous is not None:
+                    old_template = _parse_hot(p.previous)
+                else:
+                    old = orch.get_stack_template(p.stack_id)
+                    old_template = {k: getattr(old, k) for k in _HOT_KEYS
+                                    if getattr(old, k, None) is not None}
+                orch.update_stack(p.stack_id, name=p.name, template=p.template)
+            except Exception as e:
+                raise _failed(p.host, f"updating stack {p.name}", e) from None
+
+            def revert() -> None:
+                orch.update_stack(p.stack_id, name=p.name, template=old_template)
+                self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress)
+            tx.record(unit, f"revert stack {p.name} to its previous template", revert)
+            self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress)
+            return self._record(p, p.stack_id)
+        # delete
+        self._delete(p.cloud, p.host, p.stack_id, p.name, progress)
+        return self._record(p, None)
+
+    def _delete(self, cloud: str | None, host: str, stack_id: str, name: str,
+                progress: Progress) -> None:
+        orch = self._conn(cloud).orchestration
+        try:
+            orch.delete_stack(stack_id, ignore_missing=True)
+        except Exception as e:
+            raise _failed(host, f"deleting stack {name}", e) from None
+        self._wait(orch, host, stack_id, name, "DELETE_COMPLETE", progress, gone_ok=True)
+
+    def _wait(self, orch, host: str, stack_id: str, name: str, goal: str,
+              progress: Progress, gone_ok: bool = False) -> None:
+        """Poll the stack until ``goal``; fail on ``*_FAILED``; give up after the timeout."""
+        from openstack import exceptions as osx
+
+        deadline = time.monotonic() + self.timeout
+        last = None
+        while True:
+            try:
+                stack = orch.get_stack(stack_id)
+            except osx.NotFoundException:
+                if gone_ok:
+                    progress(f"{host}: stack {name} deleted")
+                    return
+                raise _failed(host, f"waiting for stack {name}",
+                              RuntimeError("the stack disappeared")) from None
+            except Exception as e:
+                raise _failed(host, f"waiting for stack {name}", e) from None
+            if stack.status != last:
+                progress(f"{host}: stack {name} {stack.status}"
+                         + (f" ({stack.status_reason})" if stack.status_reason else ""))
+                last = stack.status
+            if stack.status == goal:
+                return
+            if stack.status.endswith("FAILED"):
+                raise CompileError([error(
+                    "E1209", f"OpenStack host {host}: stack {name} is {stack.status}: "
+                             f"{stack.status_reason or 'no reason given'}",
+                    hint="`openstack stack event list` shows which resource failed")])
+            if time.monotonic() >= deadline:
+                raise CompileError([error(
+                    "E1210", f"OpenStack host {host}: stack {name} did not reach {goal} "
+                             f"within {self.timeout:g}s (still {stack.status})",
+                    hint="raise --stack-timeout, or check the cloud's Heat engine")])
+            time.sleep(self.poll)
+
+    # ------------------------------------------------------------------ status
+
+    async def status(self, store: StateStore) -> list[StatusRow]:
+        return await asyncio.to_thread(self._status, store)
+
+    def _status(self, store: StateStore) -> list[StatusRow]:
+        rows = []
+        wanted = {h.name: h for h in self._hosts()}
+        for name in dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]):
+            rec = store.unit(TARGET, name)
+            host = wanted.get(name)
+            cloud = host.cloud if host else rec.data.get("cloud")
+            sname = rec.data["stack_name"] if rec else stack_name(self.build.program, name)
+            try:
+                live = self._conn(cloud).orchestration.find_stack(sname, ignore_missing=True)
+            except Exception as e:
+                rows.append(StatusRow("*", name, TARGET, "unreachable",
+                                      detail=_failed(name, "status", e).diagnostics[0].message))
+                continue
+            state = live.status if live is not None else "not deployed"
+            services = [s.name for s in self.build.services if name in s.nodes] \
+                if self.build else []
+            for svc in ["*", *services]:
+                rows.append(StatusRow(svc, name, TARGET, state,
+                                      detail=(live.status_reason or "") if live else ""))
+        return rows

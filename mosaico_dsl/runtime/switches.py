@@ -1,0 +1,554 @@
+"""The P4Runtime target: plan, apply, undo and observe the build's switches.
+
+All switches are handled concurrently (one asyncio task each). Per switch, the plan
+compares three entity sets — the build's ``entries.json``, the state store's record of the
+last deploy, and what a ``Read`` returns now — and the pipeline, by cookie: the cookie is a
+hash of the P4Info and device config, so an unchanged program is never pushed again (a push
+wipes every entry). Apply writes the difference in batches; after each successful batch it
+journals the inverse updates, so a failure anywhere rolls the switch back exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+
+from ..diagnostics import CompileError, Note, error
+from ..p4proto import p4r
+from .build import Build, SwitchArtifacts
+from .entities import (
+    MODIFY_ONLY,
+    EntriesError,
+    canonical,
+    describe,
+    entities_of,
+    identity,
+    kind_of,
+    load_updates,
+    payload,
+)
+from .p4runtime import (
+    DEFAULT_BATCH,
+    Endpoint,
+    P4RuntimeError,
+    SwitchConnection,
+    TlsConfig,
+    connect,
+    pipeline_cookie,
+)
+from .plan import ADD, DELETE, MODIFY, REPLACE, Change, UnitPlan
+from .schema import Schema, SchemaError, load_p4info
+from .state import StateStore, UnitUpdate
+from .status import Metrics, StatusRow, missing_sources, read_switch_metrics
+from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from ..backends.p4.metrics import SwitchMetrics
+
+__all__ = ["P4RuntimeTarget", "TARGET"]
+
+TARGET = "p4runtime"
+_U = p4r.Update
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Desired:
+    schema: Schema
+    device_config: bytes
+    cookie: int
+    entities: Mapping[str, p4r.Entity]
+    metrics: Mapping | None  # metrics.json, recorded so status needs no build directory
+
+
+@dataclass(frozen=True)
+class _Payload:
+    endpoint: Endpoint
+    desired: _Desired | None  # None: destroy (leave the pipeline, remove our entities)
+    pipeline_change: bool
+    updates: tuple[p4r.Update, ...]
+    inverses: tuple[p4r.Update, ...]  # inverses[i] undoes updates[i]
+    final: Mapping[str, bytes]  # the entity set recorded once applied
+
+
+def _reset(e: p4r.Entity, schema: Schema | None) -> p4r.Entity:
+    """The default value of a modify-only entity (what "removing" it means)."""
+    out = p4r.Entity()
+    out.CopyFrom(e)
+    which = out.WhichOneof("entity")
+    if which == "table_entry":
+        out.table_entry.ClearField("action")
+    elif which == "register_entry":
+        out.register_entry.data.bitstring = b"\x00"
+    elif which in ("meter_entry", "direct_meter_entry"):
+        getattr(out, which).ClearField("config")
+    return canonical(out)
+
+
+def _query(e: p4r.Entity) -> p4r.Entity:
+    """A Read request for exactly this modify-only entity."""
+    q = p4r.Entity()
+    which = e.WhichOneof("entity")
+    if which == "table_entry":
+        q.table_entry.table_id = e.table_entry.table_id
+        q.table_entry.is_default_action = True
+    elif which == "register_entry":
+        q.register_entry.register_id = e.register_entry.register_id
+        q.register_entry.index.index = e.register_entry.index.index
+    elif which == "meter_entry":
+        q.meter_entry.meter_id = e.meter_entry.meter_id
+        q.meter_entry.index.index = e.meter_entry.index.index
+    elif which == "direct_meter_entry":
+        q.direct_meter_entry.table_entry.CopyFrom(e.direct_meter_entry.table_entry)
+    elif which == "counter_entry":
+        q.counter_entry.counter_id = e.counter_entry.counter_id
+        q.counter_entry.index.index = e.counter_entry.index.index
+    return q
+
+
+def _update(kind: int, e: p4r.Entity) -> p4r.Update:
+    u = p4r.Update(type=kind)
+    u.entity.CopyFrom(e)
+    return u
+
+
+def _parse(blob: bytes) -> p4r.Entity:
+    e = p4r.Entity()
+    e.ParseFromString(blob)
+    return e
+
+
+class P4RuntimeTarget:
+    """Deploys the build's P4 switches over P4Runtime."""
+
+    target = TARGET
+
+    def __init__(self, build: Build | None, *, tls: TlsConfig | None = None,
+                 election_id: int = 1, role: str = "", batch: int = DEFAULT_BATCH,
+                 timeout: float = 10.0, addresses: Mapping[str, str] | None = None) -> None:
+        self.build = build
+        self.tls, self.election_id, self.role = tls, election_id, role
+        self.batch, self.timeout = batch, timeout
+        self.addresses = dict(addresses or {})
+
+    # ------------------------------------------------------------------ endpoints
+
+    def _names(self, store: StateStore) -> list[str]:
+        names = [s.name for s in self.build.switches] if self.build else []
+        return list(dict.fromkeys([*names, *(u.name for u in store.units(TARGET))]))
+
+    def _endpoint(self, name: str, store: StateStore) -> Endpoint:
+        art = self._artifacts(name)
+        rec = store.unit(TARGET, name)
+        address = self.addresses.get(name) or (art.address if art else None) or \
+            (rec.data.get("address") if rec else None)
+        device_id = art.device_id if art else int(rec.data.get("device_id", 1)) if rec else 1
+        if not address:
+            raise CompileError([error(
+                "E1204", f"switch {name} has no P4Runtime address",
+                hint=f'declare it in the topology (p4runtime: "HOST:PORT") or pass '
+                     f"--address {name}=HOST:PORT")])
+        return Endpoint(name, address, device_id, self.election_id, self.role, self.tls)
+
+    def _artifacts(self, name: str) -> SwitchArtifacts | None:
+        if self.build is None:
+            return None
+        return next((s for s in self.build.switches if s.name == name), None)
+
+    def _desired(self, art: SwitchArtifacts) -> _Desired:
+        try:
+            schema = load_p4info(art.p4info)
+            updates = load_updates(art.entries) if art.entries.is_file() else []
+            metrics = _load_metrics(art.metrics) if art.metrics else None
+        except (SchemaError, EntriesError, OSError, ValueError, KeyError) as e:
+            raise CompileError([error("E1216", f"switch {art.name}: {e}")]) from None
+        dc_path = art.device_config
+        device_config = dc_path.read_bytes() if dc_path else b""
+        cookie = pipeline_cookie(schema.p4info, device_config)
+        ents = entities_of(updates)
+        return _Desired(schema, device_config, cookie, {identity(e): e for e in ents},
+                        metrics.to_json() if metrics else None)
+
+    async def _connect(self, ep: Endpoint, primary: bool) -> SwitchConnection:
+        try:
+            return await connect(ep, primary=primary, timeout=self.timeout)
+        except P4RuntimeError as e:
+            raise _unreachable(e, ep) from None
+
+    # ------------------------------------------------------------------ plan
+
+    async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
+        names = self._names(store)
+        results = await asyncio.gather(*(self._plan_one(n, store, destroy) for n in names),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            _raise_all(errors)
+        return list(results)
+
+    async def _read_live(self, conn: SwitchConnection, modify_only: Iterable[p4r.Entity],
+                         pre: bool) -> dict[str, p4r.Entity]:
+        queries = [p4r.Entity(table_entry=p4r.TableEntry())]
+        seen = set()
+        for e in modify_only:
+            q = _query(e)
+            k = q.SerializeToString(deterministic=True)
+            if k not in seen:
+                seen.add(k)
+                queries.append(q)
+        if pre:
+            queries.append(p4r.Entity(packet_replication_engine_entry=p4r.
+                                      PacketReplicationEngineEntry(
+                                          multicast_group_entry=p4r.MulticastGroupEntry())))
+        live = {}
+        for e in await conn.read(queries):
+            c = canonical(e)
+            live[identity(c)] = c
+        return live
+
+    async def _plan_one(self, name: str, store: StateStore, destroy: bool) -> UnitPlan:
+        art = None if destroy else self._artifacts(name)
+        destroy = destroy or art is None  # a switch gone from the build: remove what is ours
+        ep = self._endpoint(name, store)
+        rec = store.unit(TARGET, name)
+        recorded = {k: _parse(v) for k, v in store.entities(TARGET, name).items()}
+        desired = self._desired(art) if art else None
+        want = dict(desired.entities) if desired else {}
+        if desired is None and not recorded:
+            return UnitPlan(TARGET, name, (), notes=("nothing recorded here",),
+                            payload=_Payload(ep, None, False, (), (), {}))
+
+        conn = await self._connect(ep, primary=False)
+        try:
+            live_cookie, cfg = await conn.get_pipeline(p4info=True)
+            try:
+                live_schema = Schema(cfg.p4info) if cfg.p4info.tables else None
+            except SchemaError:
+                live_schema = None
+            pipeline_change = desired is not None and live_cookie != desired.cookie
+            has_pipeline = live_schema is not None
+            mo = [e for e in (*want.values(), *recorded.values()) if kind_of(e) in MODIFY_ONLY]
+            pre = any(e.HasField("packet_replication_engine_entry")
+                      for e in (*want.values(), *recorded.values()))
+            live = await self._read_live(conn, mo if not pipeline_change else (), pre) \
+                if has_pipeline else {}
+        except P4RuntimeError as e:
+            raise _unreachable(e, ep) from None
+        finally:
+            await conn.close()
+
+        shown = desired.schema if desired else live_schema
+        notes: list[str] = []
+        drift: list[Change] = []
+        recorded_cookie = int(rec.fingerprint) if rec else None
+        if rec is not None and live_cookie != recorded_cookie:
+            drift.append(Change(REPLACE, "forwarding pipeline",
+                                drift="replaced out of band (cookie "
+                                      f"{live_cookie or 'none'}, recorded {recorded_cookie})"))
+        elif rec is not None:
+            drift += _drift(recorded, live, live_schema or shown)
+        why = {d_key: d.drift for d_key, d in _drift_keys(recorded, live)}
+
+        changes: list[Change] = []
+        updates: list[p4r.Update] = []
+        inverses: list[p4r.Update] = []
+        if pipeline_change:
+            what = f"forwarding pipeline (P4Info {len(desired.schema.tables)} tables" + (
+                ", BMv2 JSON" if desired.device_config else ", no device config") + ")"
+            changes.append(Change(REPLACE, what, before=f"cookie {live_cookie}"
+                                  if live_cookie else ("a pipeline without cookie"
+                                                       if has_pipeline else "no pipeline")))
+            if has_pipeline and live_cookie is None:
+                notes.append("the switch runs a pipeline mosaico did not push; it is replaced")
+            live = {}
+        deletes, modifies, inserts = [], [], []
+        for key, d in want.items():
+            cur = live.get(key)
+            if kind_of(d) in MODIFY_ONLY:
+                if cur is None or payload(cur) != payload(d):
+                    inv = cur if cur is not None else _reset(d, shown)
+                    modifies.append((Change(MODIFY, describe(d, shown),
+                                            before=describe(inv, shown),
+                                            drift=why.get(key)),
+                                     _update(_U.MODIFY, d), _update(_U.MODIFY, inv)))
+            elif cur is None:
+                inserts.append((Change(ADD, describe(d, shown), drift=why.get(key)),
+                                _update(_U.INSERT, d), _update(_U.DELETE, d)))
+            elif payload(cur) != payload(d):
+                modifies.append((Change(MODIFY, describe(d, shown), before=describe(cur, shown),
+                                        drift=why.get(key)),
+                                 _update(_U.MODIFY, d), _update(_U.MODIFY, cur)))
+        for key, cur in live.items():
+            if key in want:
+                continue
+            ours = key in recorded
+            if destroy and not ours:
+                continue  # destroy removes only what mosaico deployed
+            if kind_of(cur) in MODIFY_ONLY:
+                if not ours:
+                    continue
+                reset = _reset(cur, shown)
+                if payload(reset) != payload(cur):
+                    modifies.append((Change(MODIFY, describe(reset, shown),
+                                            before=describe(cur, shown)),
+                                     _update(_U.MODIFY, reset), _update(_U.MODIFY, cur)))
+                continue
+            deletes.append((Change(DELETE, describe(cur, shown),
+                                   drift=why.get(key) or (None if ours else
+                                                          "not deployed by mosaico")),
+                            _update(_U.DELETE, cur), _update(_U.INSERT, cur)))
+        # Deletes first (free table space), then modifies, then inserts.
+        for change, u, inv in (*deletes, *modifies, *inserts):
+            changes.append(change)
+            updates.append(u)
+            inverses.append(inv)
+        if destroy:
+            notes.append("the forwarding pipeline stays installed (P4Runtime cannot remove "
+                         "one)")
+        final = {k: payload(e) for k, e in want.items()}
+        return UnitPlan(TARGET, name, tuple(changes), tuple(drift), tuple(notes),
+                        _Payload(ep, desired, pipeline_change, tuple(updates), tuple(inverses),
+                                 final))
+
+    # ------------------------------------------------------------------ apply
+
+    async def apply(self, plan: UnitPlan, tx: Transaction,
+                    progress: Progress = lambda _: None) -> UnitUpdate:
+        p: _Payload = plan.payload
+        ep = p.endpoint
+        unit = f"{TARGET} {ep.name}"
+        data = {"address": ep.address, "device_id": ep.device_id}
+        if p.desired is not None and p.desired.metrics is not None:
+            data["metrics"] = p.desired.metrics
+        record = UnitUpdate(TARGET, ep.name,
+                            None if p.desired is None else str(p.desired.cookie), data,
+                            p.final)
+        if plan.empty:
+            return record
+        conn = await self._connect(ep, primary=True)
+        undo: list[p4r.Update] = []  # inverses of the updates applied so far
+        try:
+            restored = False
+            if p.pipeline_change:
+                restored = await self._push_pipeline(conn, p, tx, unit, progress)
+            if not restored:
+                # One journal entry per switch; batches append to it as they succeed.
+                tx.record(unit, f"undo the updates written to {ep.name}"
+                          + (" (the new pipeline stays: the switch had none)"
+                             if p.pipeline_change else ""),
+                          lambda: self._write_inverses(ep, undo))
+            done = 0
+            for start in range(0, len(p.updates), self.batch):
+                chunk = p.updates[start:start + self.batch]
+                inv = p.inverses[start:start + self.batch]
+                try:
+                    await conn.write(chunk, batch=len(chunk))
+                except P4RuntimeError as e:
+                    if e.unreachable:
+                        undo += inv  # the batch may be partly applied: undo all of it
+                    else:
+                        failed = {x.index for x in e.errors}
+                        undo += [inv[i] for i in range(len(chunk)) if i not in failed]
+                    raise _write_failed(e, ep, done, len(p.updates), chunk, plan) from None
+                undo += inv
+                done += len(chunk)
+                progress(f"{ep.name}: {done}/{len(p.updates)} updates")
+        finally:
+            await conn.close()
+        return record
+
+    async def _push_pipeline(self, conn: SwitchConnection, p: _Payload, tx: Transaction,
+                             unit: str, progress: Progress) -> bool:
+        """Push the new pipeline; journal restoring the old one. False: there was none."""
+        old_cookie, old_cfg = await conn.get_pipeline(full=True)
+        old_entities: list[p4r.Entity] = []
+        if old_cfg.p4info.tables:
+            old_entities = [canonical(e) for e in
+                            await conn.read([p4r.Entity(table_entry=p4r.TableEntry())])]
+        progress(f"{p.endpoint.name}: pushing the forwarding pipeline")
+        try:
+            await conn.set_pipeline(p.desired.schema.p4info, p.desired.device_config,
+                                    p.desired.cookie)
+        except P4RuntimeError as e:
+            raise CompileError([error(
+                "E1208", f"switch {p.endpoint.name} rejected the forwarding pipeline: "
+                         f"{e.code.name}: {e.message}",
+                hint="check that p4info.txtpb and the BMv2 JSON come from the same p4c run")]
+            ) from None
+        ep = p.endpoint
+        if not old_cfg.p4info.tables:
+            return False
+
+        async def restore() -> None:
+            async with await connect(ep, timeout=self.timeout) as c:
+                await c.restore_pipeline(old_cfg)
+                await c.write([_update(_U.INSERT, e) for e in old_entities], self.batch)
+        tx.record(unit, f"restore the previous pipeline (cookie {old_cookie}) and its "
+                        f"{len(old_entities)} entries", restore)
+        return True
+
+    async def _write_inverses(self, ep: Endpoint, inverses: Sequence[p4r.Update]) -> None:
+        if not inverses:
+            return
+        async with await connect(ep, timeout=self.timeout) as c:
+            ups = list(reversed(inverses))
+            try:
+                await c.write(ups, self.batch)
+            except P4RuntimeError as e:
+                # Inverses of updates the failed write never applied find the entity
+                # already as it should be: that is success.
+                ok = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS)
+                if e.errors and all(x.code in ok for x in e.errors):
+                    return
+                raise
+
+    # ------------------------------------------------------------------ status
+
+    async def status(self, store: StateStore) -> list[StatusRow]:
+        names = self._names(store)
+        rows = await asyncio.gather(*(self._status_one(n, store) for n in names))
+        return [r for rs in rows for r in rs]
+
+    def _metrics(self, name: str, rec) -> tuple[SwitchMetrics | None, str]:
+        """The switch's metrics map: the build's, else the one recorded at deploy."""
+        art = self._artifacts(name)
+        try:
+            if art is not None:
+                return (_load_metrics(art.metrics) if art.metrics else None), ""
+            doc = rec.data.get("metrics") if rec is not None else None
+            return (_metrics_from(doc) if doc else None), ""
+        except (OSError, ValueError, KeyError) as e:
+            return None, f"unreadable metrics map: {e}"
+
+    async def _status_one(self, name: str, store: StateStore) -> list[StatusRow]:
+        rec = store.unit(TARGET, name)
+        try:
+            ep = self._endpoint(name, store)
+        except CompileError as e:
+            return [StatusRow("*", name, TARGET, "no address", detail=e.diagnostics[0].message)]
+        metrics, detail = self._metrics(name, rec)
+        if metrics is None and not detail:
+            detail = "no metrics map (metrics.json): counters not read"
+        try:
+            conn = await connect(ep, primary=False, timeout=self.timeout)
+        except P4RuntimeError as e:
+            return [StatusRow("*", name, TARGET, "unreachable", detail=e.message)]
+        per: dict[str, Metrics] = {}
+        try:
+            cookie, cfg = await conn.get_pipeline(p4info=True)
+            if not cfg.p4info.tables:
+                return [StatusRow("*", name, TARGET, "no pipeline")]
+            schema = Schema(cfg.p4info)
+            if rec is None:
+                state = "not deployed"
+            elif str(cookie) != rec.fingerprint:
+                state = "pipeline differs"
+            else:
+                state = "running"
+            if metrics is not None:
+                lacking = missing_sources(metrics, schema)
+                if lacking:
+                    detail = ("the running pipeline lacks what metrics.json names ("
+                              + ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
+                              + "): counters not read")
+                else:
+                    per = await read_switch_metrics(conn, metrics)
+        except (P4RuntimeError, SchemaError) as e:
+            return [StatusRow("*", name, TARGET, "unreachable", detail=str(e))]
+        finally:
+            await conn.close()
+        rows = [StatusRow("*", name, TARGET, state, per.get("*", Metrics()), detail)]
+        if metrics is not None:
+            rows += [StatusRow(s.service, name, TARGET, state, per.get(s.service, Metrics()))
+                     for s in metrics.services]
+        return rows
+
+
+def _load_metrics(path: Path) -> SwitchMetrics:
+    return _metrics_from(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _metrics_from(doc: Mapping) -> SwitchMetrics:
+    from ..backends.p4.metrics import SwitchMetrics  # the P4 backend's map, read back
+
+    return SwitchMetrics.from_json(doc)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _drift_keys(recorded: Mapping[str, p4r.Entity], live: Mapping[str, p4r.Entity]):
+    for key, r in recorded.items():
+        cur = live.get(key)
+        if cur is None:
+            if kind_of(r) not in MODIFY_ONLY:
+                yield key, Change(DELETE, "", drift="deleted out of band")
+        elif payload(cur) != payload(r):
+            yield key, Change(MODIFY, "", drift="changed out of band")
+    for key, cur in live.items():
+        if key not in recorded and kind_of(cur) not in MODIFY_ONLY:
+            yield key, Change(ADD, "", drift="added out of band")
+
+
+def _drift(recorded: Mapping[str, p4r.Entity], live: Mapping[str, p4r.Entity],
+           schema: Schema | None) -> list[Change]:
+    out = []
+    for key, c in _drift_keys(recorded, live):
+        if c.op == DELETE:
+            out.append(Change(DELETE, describe(recorded[key], schema), drift=c.drift))
+        elif c.op == MODIFY:
+            out.append(Change(MODIFY, describe(live[key], schema),
+                              before=describe(recorded[key], schema), drift=c.drift))
+        else:
+            out.append(Change(ADD, describe(live[key], schema), drift=c.drift))
+    return out
+
+
+def _unreachable(e: P4RuntimeError, ep: Endpoint) -> CompileError:
+    if e.code == grpc.StatusCode.PERMISSION_DENIED:
+        return CompileError([error(
+            "E1206", f"switch {ep.name} ({ep.address}): {e.message}",
+            hint="another controller owns this switch; pass a higher --election-id to take "
+                 "over deliberately")])
+    return CompileError([error(
+        "E1205", f"cannot reach switch {ep.name} at {ep.address}: {e.code.name}: {e.message}",
+        hint=f"is the switch running? override its address with --address {ep.name}="
+             f"HOST:PORT")])
+
+
+def _write_failed(e: P4RuntimeError, ep: Endpoint, done: int, total: int,
+                  chunk: Sequence[p4r.Update], plan: UnitPlan) -> CompileError:
+    if e.unreachable:
+        return CompileError([error(
+            "E1205", f"lost switch {ep.name} at {ep.address} during a write: {e.code.name}: "
+                     f"{e.message} ({done} of {total} updates confirmed before)")])
+    notes = []
+    for x in e.errors[:10]:
+        u = chunk[x.index] if x.index < len(chunk) else None
+        what = describe(u.entity) if u is not None else f"update #{x.index}"
+        notes.append(Note(f"{_U.Type.Name(u.type) if u else ''} {what}: "
+                          f"{x.code.name}: {x.message}"))
+    if len(e.errors) > 10:
+        notes.append(Note(f"... and {len(e.errors) - 10} more"))
+    return CompileError([error(
+        "E1207", f"switch {ep.name} rejected {len(e.errors) or 'a batch of'} update(s): "
+                 f"{e.code.name}", notes=notes,
+        hint="the build's entries do not fit the switch's pipeline; recompile, or run "
+             "`mosaico plan` to see the switch's state")])
+
+
+def _raise_all(errors: Sequence[BaseException]) -> None:
+    diags = []
+    for e in errors:
+        if isinstance(e, CompileError):
+            diags.extend(e.diagnostics)
+        else:
+            raise e
+    raise CompileError(diags)
+

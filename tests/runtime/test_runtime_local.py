@@ -1,0 +1,143 @@
+"""The local Linux target for real: namespaces, veth, routes and nftables (needs root).
+
+Each test uses its own namespace prefix and removes every namespace it could have
+created, even when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from runtime_helpers import TWO_SWITCHES
+
+from mosaico_dsl.cli import cli
+from mosaico_dsl.compiler import compile as compile_program
+from mosaico_dsl.runtime.p4runtime import Endpoint, connect
+from mosaico_dsl.runtime.state import StateStore
+
+pytestmark = pytest.mark.root
+
+
+def namespaces(prefix: str) -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith(prefix)}
+
+
+@pytest.fixture
+def prefix():
+    p = f"rt{secrets.token_hex(3)}-"
+    yield p
+    for ns in namespaces(p):
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert not namespaces(p), "namespaces left behind"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    return compile_program(TWO_SWITCHES).write(tmp_path_factory.mktemp("local") / "build")
+
+
+SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print("ready", flush=True)
+c, _ = s.accept(); c.sendall(b"hello"); c.close()
+"""
+CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print(c.recv(5).decode())
+"""
+
+
+def tcp_reaches(prefix: str, ip: str, port: int) -> bool:
+    server = subprocess.Popen(["ip", "netns", "exec", f"{prefix}server", sys.executable, "-c",
+                               SERVER, ip, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        got = subprocess.run(["ip", "netns", "exec", f"{prefix}client", sys.executable, "-c",
+                              CLIENT, ip, str(port)], capture_output=True, text=True,
+                             timeout=20)
+        return got.stdout.strip() == "hello"
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def mosaico(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_deploy_status_destroy(compiled, prefix, state_path):
+    args = ["--target", "local", "--local-prefix", prefix, "--state", str(state_path)]
+    r = mosaico("deploy", str(compiled), *args)
+    assert r.exit_code == 0, r.output
+    assert f"+ namespace {prefix}s1 (switch s1)" in r.output
+    plan = json.loads((compiled / "local.json").read_text())
+    assert namespaces(prefix) == {prefix + ns["name"] for ns in plan["namespaces"]}
+    # The topology is really wired: the client reaches the server across s1 and s2.
+    assert tcp_reaches(prefix, "10.0.2.1", 443)
+
+    again = mosaico("deploy", str(compiled), *args)
+    assert again.exit_code == 0 and "Nothing to do" in again.output
+
+    rows = json.loads(mosaico("status", *args, "--format", "json").output)
+    s1 = [r for r in rows if r["node"] == "s1"]
+    assert s1 and all(r["state"] == "running" for r in s1)
+    assert any(r["service"] == "web" for r in s1)
+    assert all(isinstance(r["packets"], int) for r in s1 if r["service"] == "web")
+
+    subprocess.run(["ip", "netns", "del", f"{prefix}server"], check=True)
+    drift = mosaico("plan", str(compiled), *args)
+    assert f"- namespace {prefix}server" in drift.output
+    assert "drift: deleted out of band" in drift.output
+    repaired = mosaico("deploy", str(compiled), *args)
+    assert repaired.exit_code == 0, repaired.output
+    assert f"{prefix}server" in namespaces(prefix)
+
+    gone = mosaico("destroy", *args)
+    assert gone.exit_code == 0, gone.output
+    assert namespaces(prefix) == set()
+    with StateStore(state_path) as store:
+        assert store.units("local") == []
+
+
+def test_namespace_that_already_exists(compiled, prefix, state_path):
+    subprocess.run(["ip", "netns", "add", f"{prefix}s2"], check=True)
+    r = mosaico("deploy", str(compiled), "--target", "local", "--local-prefix", prefix,
+                "--state", str(state_path))
+    assert r.exit_code == 1
+    assert f"+ namespace {prefix}s2 (switch s2) — exists already, not created by mosaico" \
+        in r.output
+    assert "error[E1211]: local target: namespaces already exist" in r.output
+    assert "mosaico destroy --target local" in r.output
+    assert "error[E1212]: deploy failed and was rolled back" in r.output
+    assert namespaces(prefix) == {f"{prefix}s2"}, "only the foreign namespace remains"
+    with StateStore(state_path) as store:
+        assert store.units() == []
+
+
+def test_switch_failure_removes_the_local_namespaces(compiled, prefix, state_path,
+                                                     reference_switch):
+    """local is applied first; then s1 refuses us (another primary): local is unwound."""
+    s1, s2 = reference_switch(device_id=1), reference_switch(device_id=2)
+
+    loop = asyncio.new_event_loop()
+    other = loop.run_until_complete(connect(Endpoint("ops", s2.address, 2, election_id=99)))
+    try:
+        r = mosaico("deploy", str(compiled), "--target", "local", "--target", "p4runtime",
+                    "--local-prefix", prefix, "--address", f"s1={s1.address}",
+                    "--address", f"s2={s2.address}", "--state", str(state_path))
+    finally:
+        loop.run_until_complete(other.close())
+        loop.close()
+    assert r.exit_code == 1
+    assert "error[E1206]" in r.output
+    assert "undone: local: remove namespace" in r.output
+    assert namespaces(prefix) == set()

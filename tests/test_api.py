@@ -1,0 +1,143 @@
+"""The embedded Python API builds the parser's AST and points errors at the user's code."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from decimal import Decimal
+from ipaddress import IPv4Address
+
+import pytest
+
+import mosaico_dsl as mo
+from mosaico_dsl.lang import _ast as A
+from mosaico_dsl.lang.parser import parse
+from mosaico_dsl.std import fwd, l4s
+from mosaico_dsl.std import security as sec
+
+HERE = __file__
+
+
+def _line() -> int:
+    return sys._getframe(1).f_lineno
+
+
+def small_topology():
+    t = mo.Topology("lab")
+    s1 = t.switch("s1", ports=4)
+    client = t.endpoint("client", ip="10.0.1.1", trusted=True)
+    server = t.endpoint("server", ip="10.0.2.1")
+    t.link(client, s1.port(1), bandwidth="1Gbps", delay="1ms")
+    t.link(s1[2], server, bandwidth="12Mbps", delay="5ms")
+    return t, s1, client, server
+
+
+def test_values_become_the_literals_the_parser_builds():
+    assert mo.lit("15ms") == A.QuantityLit(Decimal(15), "ms")
+    assert mo.lit("10%") == A.QuantityLit(Decimal(10), "%")
+    assert mo.lit("10.0.0.1") == A.IPv4Lit(IPv4Address("10.0.0.1"))
+    assert mo.lit("10.0.0.0/8") == A.PrefixLit(IPv4Address("10.0.0.0"), 8)
+    assert mo.lit("AA:BB:CC:DD:EE:FF") == A.MacLit("aa:bb:cc:dd:ee:ff")
+    assert mo.lit("ramp") == A.StringLit("ramp")
+    assert mo.lit(-5) == A.UnaryOp("-", A.IntLit(5))
+    assert mo.lit(0.15) == A.FloatLit(Decimal("0.15"))
+    assert mo.lit(range(1024, 65536)) == A.RangeExpr(A.IntLit(1024), A.IntLit(65535))
+    assert mo.lit({443, 80}) == A.SetLit((A.IntLit(80), A.IntLit(443)))
+    assert mo.lit(mo.Time(1_500_000)) == A.QuantityLit(Decimal("1.5"), "ms")
+    from mosaico_dsl.api import ms
+    assert ms(20) == mo.lit("20ms")
+
+
+def test_api_program_prints_as_text_that_parses_back_to_its_ast():
+    t, s1, client, server = small_topology()
+    web = mo.Service("web", on=t, match=(mo.f.ipv4.dst == server) & ~(mo.f.tcp.dport < 1024),
+                     latency="20ms", bandwidth="1Mbps", secure=True, sources=[client],
+                     chain=sec.Blocklist(prefixes=["203.0.113.0/24"], place="p4")
+                     >> l4s.DualQ(coupling=1.5).at(s1) >> fwd.Forward(to=server))
+    program = mo.Program(t, web)
+    text = program.to_source()
+    assert "from std.security import Blocklist" in text
+    assert "match ipv4.dst == server and not tcp.dport < 1024" in text
+    assert "DualQ(coupling: 1.5) @ s1" in text
+    assert parse(text).module == program.ast
+    ir = mo.check(program)
+    assert ir == mo.check(text)
+    assert ir.services[0].chain[0].place == "p4"
+
+
+def test_every_node_records_the_users_call_site():
+    t = mo.Topology("lab"); line = _line()  # noqa: E702
+    assert (t.ast.span.file, t.ast.span.line) == (HERE, line)
+    s1 = t.switch("s1"); line = _line()  # noqa: E702
+    node = t.ast.nodes[0]
+    assert (node.span.file, node.span.line, node.span.col) == (HERE, line, 10)
+    del s1
+
+
+def test_errors_point_at_the_python_line_that_caused_them():
+    t, s1, client, server = small_topology()
+    step = sec.RateLimit(rat="1kpps"); line = _line()  # noqa: E702
+    program = mo.Program(t, mo.Service("web", on=t, chain=step >> fwd.Forward(to=server)))
+    with pytest.raises(mo.CompileError) as info:
+        mo.check(program)
+    codes = {d.code: d for d in info.value.diagnostics}
+    assert set(codes) == {"E0401", "E0402"}
+    d = codes["E0401"]
+    assert (d.span.file, d.span.line) == (HERE, line)
+    text = str(info.value)
+    assert f"--> {HERE}:{line}:" in text
+    assert 'step = sec.RateLimit(rat="1kpps")' in text  # the user's own source line
+    assert "mosaico_dsl" not in d.span.file
+
+
+def test_immediate_misuse_is_a_diagnostic_at_the_call_site():
+    line = _line() + 2
+    with pytest.raises(mo.CompileError) as info:
+        mo.f.ipv4.dts  # noqa: B018
+    (d,) = info.value.diagnostics
+    assert d.code == "E0209" and (d.span.file, d.span.line) == (HERE, line)
+    assert "its fields are src, dst" in d.hint
+    with pytest.raises(mo.CompileError):
+        mo.lit(object())
+    with pytest.raises(TypeError, match="use & | ~"):
+        bool(mo.f.tcp.dport == 80)
+
+
+def test_composites_and_constants():
+    t, s1, client, server = small_topology()
+    bad = mo.Const("BAD", ["203.0.113.0/24"])
+    p = mo.Param("prefixes", "list<prefix>")
+    r = mo.Param("rate", "rate", default="5kpps")
+    shield = mo.Composite("Shield", [p, r], sec.Blocklist(prefixes=p) >> sec.RateLimit(rate=r))
+    web = mo.Service("web", on=t, chain=shield(prefixes=bad) >> fwd.Forward(to=server))
+    program = mo.Program(bad, t, web)
+    text = program.to_source()
+    assert "const BAD = [203.0.113.0/24]" in text
+    assert "function Shield(prefixes: list<prefix>, rate: rate = 5kpps) {" in text
+    assert parse(text).module == program.ast
+    chain = mo.check(program).services[0].chain
+    assert [f.name for f in chain] == ["Blocklist", "RateLimit", "Forward"]
+    assert chain[0].origin == ("__main__.Shield",)
+
+
+def test_stdlib_functions_have_signatures_docs_and_completion():
+    sig = inspect.signature(l4s.DualQ)
+    assert list(sig.parameters)[:3] == ["classic_target", "rtt_max", "tupdate"]
+    assert sig.parameters["classic_target"].default == "15ms"
+    assert "rate" in inspect.signature(sec.RateLimit).parameters
+    assert "token bucket" in sec.RateLimit.__doc__
+    assert {"Blocklist", "Allowlist", "RateLimit", "SynGuard", "Acl"} <= set(dir(sec))
+    assert {"ipv4", "tcp", "udp"} <= set(dir(mo.f))
+    assert {"src", "dst", "ecn"} <= set(dir(mo.f.ipv4))
+    with pytest.raises(AttributeError, match="modules: fwd, l4s, net, security"):
+        from mosaico_dsl import std
+        std.nosuch  # noqa: B018
+
+
+def test_flagship_python_example_equals_the_text_example(flagship_path):
+    sys.path.insert(0, str(flagship_path.parent))
+    try:
+        import secure_l4s
+    finally:
+        sys.path.pop(0)
+    assert mo.check(secure_l4s.program) == mo.check(flagship_path)

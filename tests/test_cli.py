@@ -1,0 +1,122 @@
+"""The `mosaico` command line: exit codes 0/1/2/3, output, and no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mosaico_dsl.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGSHIP = ROOT / "examples" / "secure_l4s.mosaico"
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_version_and_help():
+    from mosaico_dsl import __version__
+    assert run("--version").output.strip() == f"mosaico, version {__version__}"
+    out = run("--help").output
+    for command in ("check", "fmt", "compile"):
+        assert command in out
+
+
+def test_check_ok_and_errors(tmp_path):
+    r = run("check", str(FLAGSHIP))
+    assert r.exit_code == 0 and f"{FLAGSHIP}: ok" in r.stderr
+    bad = tmp_path / "bad.mosaico"
+    bad.write_text("const A = 1ms * 2ms\nconst B = C\n")
+    r = run("check", str(bad))
+    assert r.exit_code == 1
+    assert "error[E0305]: cannot multiply time by time" in r.stderr
+    assert f"--> {bad}:1:11" in r.stderr and "error[E0203]" in r.stderr
+    assert "2 errors" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_check_json_diagnostics(tmp_path):
+    bad = tmp_path / "bad.mosaico"
+    bad.write_text("const B = C\n")
+    r = run("check", "--format", "json", str(bad))
+    assert r.exit_code == 1
+    (d,) = json.loads(r.stderr)
+    assert d["code"] == "E0203" and d["span"]["line"] == 1 and d["severity"] == "error"
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("check", str(tmp_path / "missing.mosaico")).exit_code == 2
+    assert run("frobnicate").exit_code == 2
+    assert run("compile", str(FLAGSHIP)).exit_code == 2  # -o is required
+    r = run("compile", str(FLAGSHIP), "-o", str(tmp_path / "b"), "--emit", "nope")
+    assert r.exit_code == 2 and "choose from" in r.stderr
+    binary = tmp_path / "bin.mosaico"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    r = run("check", str(binary))
+    assert r.exit_code == 2 and "not UTF-8" in r.stderr
+
+
+def test_fmt_check_write_and_stdin(tmp_path):
+    messy = tmp_path / "m.mosaico"
+    messy.write_text("const   A=1;const B = [1,2]")
+    assert run("fmt", "--check", str(messy)).exit_code == 1
+    r = run("fmt", "--diff", str(messy))
+    assert r.exit_code == 1 and "+const A = 1" in r.output
+    assert run("fmt", str(messy)).exit_code == 0
+    assert messy.read_text() == "const A = 1\nconst B = [1, 2]\n"
+    assert run("fmt", "--check", str(messy)).exit_code == 0
+    r = run("fmt", "-", input="const  X=2")
+    assert r.exit_code == 0 and r.output == "const X = 2\n"
+    r = run("fmt", "-", input="const X = ")
+    assert r.exit_code == 1 and "E0103" in r.stderr
+
+
+def test_compile_writes_ir_and_manifest(tmp_path):
+    out = tmp_path / "build"
+    r = run("compile", str(FLAGSHIP), "-o", str(out), "--emit", "ir")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["ir.json", "manifest.json"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["services"] == ["web_ll"] and "ir.json" in manifest["files"]
+    ir = json.loads((out / "ir.json").read_text())
+    assert ir["mosaico_ir"] == 1 and ir["services"][0]["name"] == "web_ll"
+
+
+def test_compile_errors_leave_no_output(tmp_path):
+    bad = tmp_path / "bad.mosaico"
+    bad.write_text(FLAGSHIP.read_text().replace("latency <= 20ms", "latency <= 2ms"))
+    r = run("compile", str(bad), "-o", str(tmp_path / "build"))
+    assert r.exit_code == 1 and "E0601" in r.stderr
+    assert not (tmp_path / "build").exists()
+
+
+def test_internal_errors_are_reported_without_traceback(monkeypatch):
+    # A bug inside mosaico must not look like a user error, nor dump a traceback.
+    import mosaico_dsl.compiler as compiler
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(compiler, "_check", broken)
+    r = run("check", str(FLAGSHIP))
+    assert r.exit_code == 3
+    assert "internal error: RuntimeError: boom" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_console_script_runs_from_another_directory(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mosaico_dsl", "check", str(FLAGSHIP)],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("garbage", ["}}}", "service", "\x00\x01", "topology t { link a -- }"])
+def test_garbage_never_produces_a_traceback(tmp_path, garbage):
+    f = tmp_path / "g.mosaico"
+    f.write_text(garbage)
+    r = run("check", str(f))
+    assert r.exit_code == 1 and "Traceback" not in r.stderr and "error[E01" in r.stderr
