@@ -69,7 +69,7 @@ class ReferenceParams:
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> ReferenceParams:
         """From a ``std.l4s.DualQ`` instance's IR arguments (the same the P4 backend reads)."""
-        s = lambda t: t.ns / 1e9  # noqa: E731
+        s = lambda t: t.ns / 1e9
         return cls(target=s(args["classic_target"]), rtt_max=s(args["rtt_max"]),
                    tupdate=s(args["tupdate"]), alpha=float(args["alpha"]),
                    beta=float(args["beta"]), k=float(args["coupling"]),

@@ -258,7 +258,8 @@ class Expander:
                     return None
                 if value not in allowed.value:
                     ev._err("E0304", f"{decl.name}(): `{p.name}` = "
-                            f"{format_value(value)} is outside {format_value(allowed.value)}", where,
+                            f"{format_value(value)} is outside {format_value(allowed.value)}",
+                            where,
                             f"allowed: {format_value(allowed.value)}",
                             [Note("range declared here", p.constraint.span)])
                     ok = False
@@ -272,8 +273,8 @@ class Expander:
             if holds is None:
                 return None
             if not holds:
-                shown = ", ".join(f"{n} = {format_value(bound[n].value)}" for n in _names_in(a.condition)
-                                  if n in bound)
+                shown = ", ".join(f"{n} = {format_value(bound[n].value)}"
+                                  for n in _names_in(a.condition) if n in bound)
                 ev._err("E0404", f"{decl.name}(): {a.message}", inv,
                         f"here {shown}" if shown else None,
                         [Note(f"rule: {format_expr(a.condition)}", a.span)])

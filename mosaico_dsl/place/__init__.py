@@ -8,8 +8,8 @@ it returns has passed :func:`verify`. When no placement exists it raises
 
 from ..diagnostics import error
 from ..ir import Program
-from ._cpsat import Options, _SearchLimit, solve
 from .objective import evaluate
+from .options import Options, _SearchLimit
 from .placement import (
     Assignment,
     Level,
@@ -31,6 +31,8 @@ __all__ = ["Assignment", "Placement", "PlacementError", "Route", "Visit", "Objec
 def place(program: Program, *, options: Options | None = None) -> Placement:
     """Place every function of ``program`` optimally (raises :class:`PlacementError` if no
     placement exists, with diagnostics that say which constraints conflict)."""
+    from ._cpsat import solve  # OR-Tools loads on first use
+
     options = options or Options()
     try:
         placement = solve(program, options)

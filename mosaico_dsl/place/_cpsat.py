@@ -26,9 +26,10 @@ from . import resources as R
 from ._problem import Choice, Kind, Location, Problem, Rule, build, floors, transits_of
 from ._walk import visits
 from .objective import PPM, complete
+from .options import Options, _SearchLimit
 from .placement import Assignment, Level, Placement, Route, Search
 
-__all__ = ["Options", "Encoding", "solve", "LEVELS"]
+__all__ = ["Encoding", "solve", "LEVELS"]
 
 #: Objective levels, most important first: (name, field of Objective it reports).
 LEVELS = (
@@ -46,37 +47,6 @@ LEVELS = (
 _GOALS = ((LEVELS[0][0], LEVELS[1][0]), (LEVELS[2][0], LEVELS[3][0], LEVELS[4][0]),
           (LEVELS[5][0],))
 _MAX_WEIGHTED = 1 << 60
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Search limits. Deterministic time is CP-SAT's own work counter, not wall-clock
-    seconds, so a limited search still returns the same placement on every run (no
-    wall-clock limit is ever set)."""
-
-    deterministic_time: float = 60.0  # per solve
-    workers: int = 1  # > 1 uses CP-SAT's deterministic interleaved portfolio
-    seed: int = 0
-    # The last level (total latency, a tie-break among equally good placements) may stop
-    # this close to its proven bound, or after this much deterministic time; the search
-    # record says how close it got.
-    tie_break_gap: float = 0.005
-    tie_break_time: float = 1.0
-    # Explaining an infeasible program: after the first conflict, look for more only
-    # while the solver has spent less than this (deterministic time, all solves).
-    explain_time: float = 5.0
-
-    def configure(self, solver: cp_model.CpSolver) -> None:
-        p = solver.parameters
-        p.num_workers = self.workers
-        p.random_seed = self.seed
-        p.interleave_search = self.workers > 1
-        p.max_deterministic_time = self.deterministic_time
-        # The LP relaxation of this model is nearly tight: following it finds optimal
-        # placements several times faster than the default, and probing in presolve costs
-        # more than it saves (measured with benchmarks/bench_place.py).
-        p.search_branching = cp_model.LP_SEARCH
-        p.cp_model_probing_level = 0
 
 
 @dataclass
@@ -519,7 +489,3 @@ def _split(bound: int, weights: list[int], values: list[int]) -> list[int]:
             break
         remaining -= b * w
     return out
-
-
-class _SearchLimit(Exception):
-    """The search limit ran out before any placement was found."""

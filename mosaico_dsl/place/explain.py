@@ -23,10 +23,11 @@ from ortools.sat.python import cp_model
 from ..diagnostics import Diagnostic, Note, error
 from ..ir import _ir as I
 from . import resources as R
-from ._cpsat import Encoding, Options
+from ._cpsat import Encoding
 from ._problem import Kind, Problem, Rule, build, transits_of
 from .latency import Breakdown, breakdown, describe, format_time
 from .objective import complete
+from .options import Options
 from .placement import Placement
 
 __all__ = ["explain", "MAX_CONFLICTS"]

@@ -20,6 +20,7 @@ return along the shortest path with its propagation and serialisation delays, un
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -411,7 +412,7 @@ def _bind(b: _Builder, spec: FlowSpec, pool, endpoint, rr, fid: int, errors: lis
     back = shortest_path(topo, svc.destination, src_name) or \
         tuple(reversed([v.node for v in route.visits]))
     ack_delay = 0
-    for x, y in zip(back, back[1:]):
+    for x, y in itertools.pairwise(back):
         lk = _link(topo, x, y)
         ack_delay += lk.delay.ns + (ACK_SIZE * 8 * _NS + lk.bandwidth.bps - 1) // lk.bandwidth.bps
     size = _default_size(spec)

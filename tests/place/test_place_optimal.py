@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from place_helpers import check, walk, where
+from place_helpers import check, exhaustive, walk, where
 
 import mosaico_dsl as mo
 from mosaico_dsl.place import Options, place, verify
@@ -336,3 +336,15 @@ def test_a_search_limit_too_small_for_any_placement_is_an_error(flagship_path: P
     assert d.code == "E0813"
     assert d.message == ("the placement search ran out of its limit before finding any "
                          "placement")
+
+
+@pytest.mark.timeout(60)  # a hang guard, not a speed assertion (that is the benchmark's job)
+def test_a_program_the_default_lp_linearisation_stalled_on():
+    """Found by the property test: with CP-SAT's default linearisation, LP-guided search took
+    50 s of wall time on this 19-variable model (under one deterministic second, so no limit
+    caught it). It must place, optimally, at once."""
+    program = mo.check(Path(__file__).with_name("programs") / "lp_slow.mosaico")
+    placed = place(program, options=EXACT)
+    assert verify(program, placed) == ()
+    best = exhaustive(program)
+    assert best is not None and placed.objective == best[0]

@@ -258,9 +258,10 @@ def test_bandwidth(program):
 def test_place_and_compile_refuse_a_placement_that_fails_verification(
         monkeypatch, tmp_path: Path, flagship_path: Path):
     import mosaico_dsl.place as P
+    import mosaico_dsl.place._cpsat as solver
 
     broken = make()  # a placement of another program entirely
-    monkeypatch.setattr(P, "solve", lambda program, options: broken)
+    monkeypatch.setattr(solver, "solve", lambda program, options: broken)
     program = mo.check(flagship_path)
     with pytest.raises(PlacementError) as info:
         P.place(program)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -162,7 +163,7 @@ def test_progress_is_reported_to_the_end():
     simulate(line_program(), duration="1s", traffic="reno:1",
              progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (10**9, 10**9) and len(seen) > 10
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
 
 
 def test_cli_shows_a_progress_bar_on_a_terminal(tmp_path):
