@@ -108,12 +108,12 @@ def main() -> None:
             proc.wait(10)
     rate = {k: args.entries / v for k, v in times.items()}
     print(f"{args.entries} table entries to the reference P4Runtime target")
-    print(f"  batched ({args.batch} per Write): {times['batched']:7.2f} s  "
-          f"{rate['batched']:9.0f} entries/s")
-    print(f"  one per Write request:      {times['one per request']:7.2f} s  "
-          f"{rate['one per request']:9.0f} entries/s")
+    labels = {"batched": f"batched ({args.batch} per Write)",
+              "one per request": "one per Write request"}
+    for mode, label in labels.items():
+        print(f"  {label + ':':28} {times[mode]:7.2f} s  {rate[mode]:9.0f} entries/s")
     ratio = rate["batched"] / rate["one per request"]
-    print(f"  batched / one per request:  {ratio:.1f}x  (aim: >= 10x)")
+    print(f"  {'batched / one per request:':28} {ratio:7.1f}x  (aim: >= 10x)")
 
 
 if __name__ == "__main__":

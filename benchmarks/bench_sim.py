@@ -115,7 +115,7 @@ def main() -> None:
               f"{events:,} events, {sim_s:g} s simulated in {loop_wall:.2f} s "
               f"({total_wall:.2f} s with check, placement and statistics; "
               f"{sim_s / total_wall:.2f}× real time)")
-        if name.startswith("reference"):
+        if name.startswith("reference") and sim_s == 60:  # the aim is about 60 s only
             aim = "met" if total_wall < 10 else "NOT met"
             print(f"{'':26s} aim: 60 s of the reference in < 10 s of wall time: {aim}")
 

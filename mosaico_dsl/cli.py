@@ -97,6 +97,8 @@ def _read(path: str) -> tuple[str, str]:
         return Path(path).read_text(encoding="utf-8"), path
     except UnicodeDecodeError as e:
         raise click.UsageError(f"{path} is not UTF-8 text: {e}") from None
+    except OSError as e:  # unreadable: permissions, I/O errors
+        raise click.UsageError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 @cli.command()
@@ -157,7 +159,10 @@ def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
             elif check_only:
                 click.echo(f"would reformat {name}", err=True)
             else:
-                Path(path).write_text(out, encoding="utf-8")
+                try:
+                    Path(path).write_text(out, encoding="utf-8")
+                except OSError as e:
+                    raise click.FileError(path, e.strerror or str(e)) from None
                 click.echo(f"reformatted {name}", err=True)
     if failed or (would_change and (check_only or diff)):
         sys.exit(EXIT_ERRORS)

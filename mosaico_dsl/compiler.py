@@ -131,6 +131,10 @@ class CompileResult:
     artifacts: Mapping[str, bytes]
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (f"<CompileResult: {len(self.artifacts)} artifacts, "
+                f"{len(self.warnings)} warnings; {self.placement!r}>")
+
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if not d.is_error)

@@ -418,13 +418,29 @@ class MosaicoMagics(Magics):
     # -- the line magics
 
     def _source(self, expr: str) -> tuple[Any, str]:
-        if expr.endswith(".mosaico") and Path(expr).is_file():
-            return Path(expr), expr
+        from .compiler import CompileResult
+
+        path = Path(expr).expanduser()
+        if expr.endswith(".mosaico") and path.is_file():
+            return path, expr
         try:
-            return self.shell.ev(expr), expr
-        except NameError:
-            raise UsageError(f"%mosaico: no variable `{expr}` (and no file {expr!r}); "
-                             "define one with %%mosaico NAME or the Python API") from None
+            value = self.shell.ev(expr)
+        except Exception as e:  # NameError, SyntaxError (a path), AttributeError, ...
+            if path.is_dir():
+                problem = f"`{expr}` is a directory, not a .mosaico file"
+            elif path.is_file():
+                problem = f"`{expr}` is not a .mosaico file"
+            elif isinstance(e, NameError) or expr.endswith(".mosaico") or "/" in expr:
+                problem = f"no variable `{expr}` (and no file {expr!r})"
+            else:
+                problem = f"cannot evaluate `{expr}` ({type(e).__name__}: {e})"
+            raise UsageError(f"%mosaico: {problem}; define a program with %%mosaico NAME "
+                             "or the Python API") from None
+        if not isinstance(value, (api.Program, I.Program, A.Module, CompileResult, str, Path)):
+            raise UsageError(f"%mosaico: `{expr}` is of type {type(value).__name__}, not a "
+                             "program; pass a variable bound by %%mosaico NAME, a "
+                             "mosaico_dsl.Program or a .mosaico file")
+        return value, expr
 
     def _check(self, args: argparse.Namespace) -> CheckReport:
         source, name = self._source(args.source)

@@ -141,3 +141,14 @@ def test_flagship_python_example_equals_the_text_example(flagship_path):
     finally:
         sys.path.pop(0)
     assert mo.check(secure_l4s.program) == mo.check(flagship_path)
+
+
+def test_results_print_as_one_line_summaries(flagship_path):
+    """At a prompt, `mo.compile(...)` must not print pages of nested dataclasses."""
+    result = mo.compile(flagship_path)
+    assert repr(result.program) == "<Program: 1 service (web_ll) on lab (6 nodes, 5 links)>"
+    assert repr(result.program.topologies[0]) == "<Topology lab: 6 nodes, 5 links>"
+    assert repr(result.placement) == \
+        "<Placement: 4 functions on 1 node, 3 routes, cp-sat optimal>"
+    assert repr(result) == f"<CompileResult: {len(result.artifacts)} artifacts, 0 warnings; " \
+        f"{result.placement!r}>"

@@ -61,6 +61,18 @@ def test_usage_errors_exit_2(tmp_path):
     assert r.exit_code == 2 and "not UTF-8" in r.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", [("check",), ("fmt",), ("fmt", "--check")])
+def test_unreadable_files_are_usage_errors_not_internal_errors(tmp_path, command):
+    # Reading /proc/self/mem at offset 0 fails with EIO, even as root (chmod 000 does not
+    # stop root): any OSError while reading is the user's, not a bug in mosaico.
+    unreadable = tmp_path / "io.mosaico"
+    unreadable.symlink_to("/proc/self/mem")
+    r = run(*command, str(unreadable))
+    assert r.exit_code == 2, r.stderr
+    assert f"cannot read {unreadable}" in r.stderr and "internal error" not in r.stderr
+
+
 def test_fmt_check_write_and_stdin(tmp_path):
     messy = tmp_path / "m.mosaico"
     messy.write_text("const   A=1;const B = [1,2]")

@@ -244,6 +244,10 @@ class Expander:
         bound: dict[str, ValueBinding] = {}
         fn_scope = b.module.scope
         for p in decl.params:
+            if not ok and p.name not in supplied:
+                # A default may be computed from the parameter that just failed; checking
+                # it would report the user's one mistake again, inside the stdlib.
+                continue
             local = Evaluator(self.report, fn_scope.child(bound))
             if p.name in supplied:
                 value, where = supplied[p.name], given[p.name].value

@@ -156,6 +156,9 @@ class Topology:
     links: tuple[Link, ...]
     span: Span | None = _span()
 
+    def __repr__(self) -> str:  # a summary: the full dataclass dump runs to pages
+        return f"<Topology {self.name}: {len(self.nodes)} nodes, {len(self.links)} links>"
+
     @property
     def nodes(self) -> tuple[NodeIR, ...]:
         return (*self.switches, *self.hosts, *self.endpoints)
@@ -276,6 +279,15 @@ class Program:
     topologies: tuple[Topology, ...]
     services: tuple[Service, ...]
     span: Span | None = _span()
+
+    def __repr__(self) -> str:
+        names = ", ".join(s.name for s in self.services[:5]) + \
+            (", …" if len(self.services) > 5 else "")
+        n = len(self.services)
+        topologies = ", ".join(f"{t.name} ({len(t.nodes)} nodes, {len(t.links)} links)"
+                               for t in self.topologies)
+        return (f"<Program: {n} service{'s' * (n != 1)}{f' ({names})' if n else ''} on "
+                f"{topologies or 'no topology'}>")
 
     def topology(self, name: str) -> Topology:
         for t in self.topologies:

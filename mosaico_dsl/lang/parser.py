@@ -472,6 +472,10 @@ def _syntax_diagnostic(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         span = Span(file, e.line, e.column, e.line, e.column + 1)
+        rest = text[e.pos_in_stream + 1:].split("\n", 1)[0]
+        if ch == '"' and '"' not in rest:  # no closing quote on this line
+            return error("E0102", "unterminated string", span,
+                         'close it with `"` on the same line (strings cannot span lines)')
         hint = _expected_hint(e.allowed) if e.allowed else None
         return error("E0102", f"unexpected character {ch!r}", span, hint)
     lines = text.splitlines() or [""]

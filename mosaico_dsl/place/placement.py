@@ -117,6 +117,13 @@ class Placement:
     objective: Objective | None = None
     search: Search | None = None
 
+    def __repr__(self) -> str:
+        nodes = len({a.node for a in self.assignments})
+        how = "" if self.search is None else \
+            f", {self.search.method}{' optimal' if self.search.optimal else ''}"
+        return (f"<Placement: {len(self.assignments)} functions on {nodes} "
+                f"node{'s' * (nodes != 1)}, {len(self.routes)} routes{how}>")
+
     def assignment(self, instance_id: str) -> Assignment:
         for a in self.assignments:
             if a.instance == instance_id:

@@ -93,12 +93,15 @@ def primary_optimal(placement: Placement) -> bool:
 def render(program: I.Program, placement: Placement) -> Group:
     """The placement table, one line per route, and how good the placement is."""
     table = Table(title="placement", title_justify="left")
-    for name, justify in (("service", "left"), ("function", "left"), ("node", "left"),
+    for name, justify in (("service", "left"), ("#", "right"), ("function", "left"),
+                          ("node", "left"),
                           ("target", "left"), ("latency share", "right"),
                           ("resources", "left")):
         table.add_column(name, justify=justify)
     for r in rows(program, placement):
-        table.add_row(r.service, f"{r.function} ({r.instance})", r.node, r.target,
+        # `#` is the position in the chain: with the service it names the instance
+        # (`web_ll` `0` is web_ll/0), and keeps the table inside 80 columns.
+        table.add_row(r.service, r.instance.rpartition("/")[2], r.function, r.node, r.target,
                       format_time_ns(r.share), r.resources)
     routes = Table(title="routes", title_justify="left")
     for name, justify in (("service", "left"), ("from", "left"), ("path", "left"),

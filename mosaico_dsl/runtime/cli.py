@@ -49,6 +49,10 @@ def _options(require_build: bool) -> Callable:
                          help="Seconds to wait for an OpenStack stack to settle."),
             click.option("--stack-poll", type=float, default=5.0, show_default=True,
                          help="Seconds between two polls of a stack's status."),
+            click.option("--stack-param", "stack_params", multiple=True,
+                         metavar="NAME=VALUE",
+                         help="OpenStack: a Heat stack parameter, e.g. key_name=mykey "
+                              "(repeatable; given to every stack that declares it)."),
             click.option("--ca", type=click.Path(exists=True, dir_okay=False),
                          help="TLS: CA certificate that signed the switches' certificates."),
             click.option("--cert", type=click.Path(exists=True, dir_okay=False),
@@ -75,13 +79,18 @@ def _tls(ca, cert, key, server_name):
     if bool(cert) != bool(key):
         raise CompileError([error("E1217", "--cert and --key go together (mutual TLS)",
                                   hint="pass both, or neither for server-only TLS")])
+    for option, path in (("--ca", ca), ("--cert", cert), ("--key", key)):
+        if path and b"-----BEGIN " not in Path(path).read_bytes():
+            raise CompileError([error("E1217", f"{option} {path} is not a PEM file",
+                                      hint="TLS files are PEM: -----BEGIN CERTIFICATE----- "
+                                           "(or PRIVATE KEY) blocks")])
     return TlsConfig(Path(ca) if ca else None, Path(cert) if cert else None,
                      Path(key) if key else None, server_name)
 
 
 def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default: tuple[str, ...]):
     from .local import LocalTarget
-    from .openstack import OpenStackTarget
+    from .openstack import OpenStackTarget, parse_stack_params
     from .switches import P4RuntimeTarget
 
     if not kinds:
@@ -104,7 +113,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
                     "E1215", f"{build.root} has no OpenStack artifacts (<host>/stack.yaml)",
                     hint="compile with the vnf backend, or choose another --target")])
             out.append(OpenStackTarget(build, timeout=opts["stack_timeout"],
-                                       poll=opts["stack_poll"]))
+                                       poll=opts["stack_poll"],
+                                       parameters=parse_stack_params(opts["stack_params"])))
         else:
             if build is not None and build.local_plan is None and not store.units(kind):
                 raise CompileError([error(

@@ -5,26 +5,30 @@ this module hands it to Heat through openstacksdk's orchestration proxy and wait
 stack to settle, reporting progress and giving up after a timeout. Credentials come from
 ``clouds.yaml`` (the host's ``cloud:`` attribute names the entry) or the ``OS_*``
 environment, exactly as the ``openstack`` CLI reads them; they are never logged — errors
-quote only the HTTP status and Heat's reason.
+quote only the HTTP status and Heat's reason. Stack parameters (``--stack-param
+key_name=KEY``) go to every stack that declares them; a parameter a stack needs (one
+without a default) and nobody gave stops the plan before the cloud is asked anything; a
+stack keeps the parameters recorded at its last deploy unless they are given again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..diagnostics import CompileError, error
 from .build import Build, HostArtifacts
 from .plan import ADD, DELETE, MODIFY, Change, UnitPlan
-from .state import StateStore, UnitUpdate
+from .state import StateStore, UnitRecord, UnitUpdate
 from .status import StatusRow
 from .transaction import Transaction
 
-__all__ = ["OpenStackTarget", "TARGET", "stack_name"]
+__all__ = ["OpenStackTarget", "TARGET", "stack_name", "parse_stack_params"]
 
 TARGET = "openstack"
 Progress = Callable[[str], None]
@@ -52,6 +56,29 @@ def stack_name(program: str, host: str) -> str:
     return f"mosaico-{program}-{host}".replace("_", "-")
 
 
+def parse_stack_params(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``("key_name=ops", ...)`` → ``{"key_name": "ops"}``; bad items → E1218."""
+    out: dict[str, str] = {}
+    diags = []
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name.strip():
+            diags.append(error("E1218", f"--stack-param {v!r} is not NAME=VALUE",
+                               hint="for example --stack-param key_name=mykey"))
+            continue
+        out[name.strip()] = value
+    if diags:
+        raise CompileError(diags)
+    return out
+
+
+def _fingerprint(text: str, parameters: Mapping[str, str]) -> str:
+    """What a stack was deployed from: its template and the parameters it was given."""
+    extra = json.dumps(dict(parameters), sort_keys=True) if parameters else ""
+    return hashlib.sha256(text.encode() + (b"\0" + extra.encode() if extra else b"")
+                          ).hexdigest()
+
+
 @dataclass(frozen=True)
 class _Payload:
     host: str
@@ -62,6 +89,23 @@ class _Payload:
     template_text: str | None
     stack_id: str | None
     previous: str | None = None  # the recorded template text: what a rollback restores
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    previous_parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+def _reason(details: str) -> str:
+    """Heat's message out of its JSON error body (openstacksdk passes the whole body on
+    when the body holds non-dict values, as Heat's ``"code": 400`` does)."""
+    try:
+        body = json.loads(details)
+    except (TypeError, ValueError):
+        return details
+    if not isinstance(body, dict):
+        return details
+    err = body.get("error")
+    found = (err.get("message") if isinstance(err, dict) else None) \
+        or body.get("explanation") or body.get("message")
+    return str(found) if found else details
 
 
 def _failed(host: str, what: str, e: Exception) -> CompileError:
@@ -69,7 +113,7 @@ def _failed(host: str, what: str, e: Exception) -> CompileError:
     from openstack import exceptions as osx
 
     if isinstance(e, osx.HttpException):
-        detail = f"HTTP {e.status_code}: {e.details or e.message}"
+        detail = f"HTTP {e.status_code}: {_reason(e.details or e.message)}"
     elif isinstance(e, osx.ConfigException):
         detail = f"configuration: {e}"
     else:
@@ -86,9 +130,11 @@ class OpenStackTarget:
     target = TARGET
 
     def __init__(self, build: Build | None, *, timeout: float = 1800.0, poll: float = 5.0,
+                 parameters: Mapping[str, str] | None = None,
                  connect: Connect = _connect) -> None:
         self.build = build
         self.timeout, self.poll = timeout, poll
+        self.parameters = dict(parameters or {})
         self._connect_fn = connect
         self._conns: dict[str | None, Any] = {}
 
@@ -107,21 +153,62 @@ class OpenStackTarget:
     async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
         wanted = {h.name: h for h in ([] if destroy else self._hosts())}
         names = list(dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]))
-        return [await asyncio.to_thread(self._plan_one, n, wanted.get(n), store)
+        templates = {n: self._template(h) for n, h in wanted.items()}
+        self._check_parameters(templates, store)
+        return [await asyncio.to_thread(self._plan_one, n, wanted.get(n), templates.get(n),
+                                        store)
                 for n in names]
 
-    def _plan_one(self, name: str, host: HostArtifacts | None, store: StateStore) -> UnitPlan:
+    @staticmethod
+    def _template(host: HostArtifacts) -> tuple[str, dict]:
+        text = host.stack.read_text(encoding="utf-8")
+        try:
+            return text, _parse_hot(text)
+        except ValueError as e:
+            raise CompileError([error("E1209", f"{host.stack}: not a Heat template: {e}")]) \
+                from None
+
+    def _check_parameters(self, templates: Mapping[str, tuple[str, dict]],
+                          store: StateStore) -> None:
+        """Heat refuses a stack missing a parameter without default, or given one it does
+        not declare: say so before anything is created, with the option that fixes it."""
+        diags = []
+        declared_anywhere: set[str] = set()
+        for host, (_, template) in templates.items():
+            declared = template.get("parameters") or {}
+            declared_anywhere |= set(declared)
+            given = self._given(template, store.unit(TARGET, host))
+            for name in sorted(n for n, d in declared.items()
+                               if "default" not in (d or {}) and n not in given):
+                what = (declared[name] or {}).get("description")
+                diags.append(error(
+                    "E1218", f"OpenStack host {host}: stack parameter {name!r} has no default "
+                             "and was not given" + (f" ({what})" if what else ""),
+                    hint=f"pass --stack-param {name}=VALUE"))
+        if templates:
+            for name in sorted(set(self.parameters) - declared_anywhere):
+                diags.append(error(
+                    "E1218", f"--stack-param {name}: no stack of this build declares it",
+                    hint="declared: " + (", ".join(sorted(declared_anywhere)) or "none")))
+        if diags:
+            raise CompileError(diags)
+
+    def _given(self, template: dict, rec: UnitRecord | None) -> dict[str, str]:
+        """The parameters this stack gets: those recorded at its last deploy, overridden by
+        ``--stack-param``, limited to what it declares (Heat rejects the others)."""
+        declared = template.get("parameters") or {}
+        params = {**(rec.data.get("parameters", {}) if rec else {}), **self.parameters}
+        return {k: v for k, v in sorted(params.items()) if k in declared}
+
+    def _plan_one(self, name: str, host: HostArtifacts | None,
+                  parsed: tuple[str, dict] | None, store: StateStore) -> UnitPlan:
         rec = store.unit(TARGET, name)
         cloud = host.cloud if host else (rec.data.get("cloud") if rec else None)
         sname = stack_name(self.build.program, name) if host and self.build else \
             rec.data["stack_name"]
-        text = host.stack.read_text(encoding="utf-8") if host else None
-        try:
-            template = _parse_hot(text) if text is not None else None
-        except ValueError as e:
-            raise CompileError([error("E1209", f"{host.stack}: not a Heat template: {e}")]) \
-                from None
-        digest = hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+        text, template = parsed if parsed is not None else (None, None)
+        params = self._given(template, rec) if template is not None else {}
+        digest = _fingerprint(text, params) if text is not None else None
         try:
             live = self._conn(cloud).orchestration.find_stack(sname, ignore_missing=True)
         except Exception as e:
@@ -157,11 +244,13 @@ class OpenStackTarget:
         else:
             return UnitPlan(TARGET, name, (), tuple(drift),
                             payload=_Payload(name, cloud, sname, "none", template, text,
-                                             live.id))
+                                             live.id, parameters=params))
         return UnitPlan(TARGET, name, (change,), tuple(drift),
                         payload=_Payload(name, cloud, sname, action, template, text,
                                          live.id if live else None,
-                                         rec.data.get("template") if rec else None))
+                                         rec.data.get("template") if rec else None,
+                                         params,
+                                         dict(rec.data.get("parameters", {})) if rec else {}))
 
     # ------------------------------------------------------------------ apply
 
@@ -172,10 +261,11 @@ class OpenStackTarget:
     def _record(self, p: _Payload, stack_id: str | None) -> UnitUpdate:
         if p.template is None:
             return UnitUpdate(TARGET, p.host, None)
-        digest = hashlib.sha256(p.template_text.encode()).hexdigest()
+        digest = _fingerprint(p.template_text, p.parameters)
         return UnitUpdate(TARGET, p.host, digest, {"cloud": p.cloud, "stack_name": p.name,
                                                    "stack_id": stack_id,
-                                                   "template": p.template_text})
+                                                   "template": p.template_text,
+                                                   "parameters": dict(p.parameters)})
 
     def _apply(self, plan: UnitPlan, tx: Transaction, progress: Progress) -> UnitUpdate:
         p: _Payload = plan.payload
@@ -186,6 +276,7 @@ class OpenStackTarget:
         if p.action == "create":
             try:
                 stack = orch.create_stack(name=p.name, template=p.template,
+                                          parameters=dict(p.parameters),
                                           timeout_mins=max(1, int(self.timeout // 60)),
                                           disable_rollback=False)
             except Exception as e:
@@ -202,12 +293,14 @@ class OpenStackTarget:
                     old = orch.get_stack_template(p.stack_id)
                     old_template = {k: getattr(old, k) for k in _HOT_KEYS
                                     if getattr(old, k, None) is not None}
-                orch.update_stack(p.stack_id, name=p.name, template=p.template)
+                orch.update_stack(p.stack_id, name=p.name, template=p.template,
+                                  parameters=dict(p.parameters))
             except Exception as e:
                 raise _failed(p.host, f"updating stack {p.name}", e) from None
 
             def revert() -> None:
-                orch.update_stack(p.stack_id, name=p.name, template=old_template)
+                orch.update_stack(p.stack_id, name=p.name, template=old_template,
+                                  parameters=dict(p.previous_parameters))
                 self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress)
             tx.record(unit, f"revert stack {p.name} to its previous template", revert)
             self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress)

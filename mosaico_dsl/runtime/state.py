@@ -168,6 +168,13 @@ class StateStore:
         with self._mutex:
             return self._commit(command, build, outcome, summary, updates)
 
+    def _same(self, u: UnitUpdate, data: str) -> bool:
+        row = self._db.execute("SELECT fingerprint, data FROM units WHERE target=? AND "
+                               "name=?", (u.target, u.name)).fetchone()
+        if row != (u.fingerprint, data):
+            return False
+        return u.entities is None or self.entities(u.target, u.name) == dict(u.entities)
+
     def _commit(self, command, build, outcome, summary, updates) -> int:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -183,9 +190,11 @@ class StateStore:
                     db.execute("DELETE FROM entities WHERE target=? AND unit=?",
                                (u.target, u.name))
                     continue
+                data = json.dumps(dict(u.data), sort_keys=True)
+                if self._same(u, data):
+                    continue  # unchanged: the unit keeps the deployment that last changed it
                 db.execute("INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?)",
-                           (u.target, u.name, u.fingerprint,
-                            json.dumps(dict(u.data), sort_keys=True), dep))
+                           (u.target, u.name, u.fingerprint, data, dep))
                 if u.entities is not None:
                     db.execute("DELETE FROM entities WHERE target=? AND unit=?",
                                (u.target, u.name))

@@ -249,6 +249,23 @@ class SimResult:
         write_tree(out, self.artifacts(traces=traces, plots=plots))
         return out
 
+    def __repr__(self) -> str:
+        # One line, not the dataclass's dump of every port and flow: the numbers that
+        # answer "what did this chain do?" (the fields stay available as attributes).
+        parts = [f"{self.program}: {self.duration_s:g} s, seed {self.seed}, "
+                 f"traffic {self.traffic!r}, {len(self.flows)} flows"]
+        b = self.bottleneck
+        if b is not None:
+            parts.append(f"bottleneck {b.name} ({b.discipline}, {b.utilisation:.0%} used)")
+            for c in b.classes:
+                if c.arrived:
+                    parts.append(f"{c.name} delay p50 {c.delay_ms.p50:.3g} ms "
+                                 f"p99 {c.delay_ms.p99:.3g} ms")
+        ratio = self.classic_l4s_ratio
+        if ratio is not None and self.goodput_bps("classic"):
+            parts.append(f"Classic/L4S goodput {ratio:.2f}")
+        return f"<SimResult {'; '.join(parts)}>"
+
     def _repr_html_(self) -> str:
         from .report import html_summary
         return html_summary(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ def as_time(value: Any, what: str = "duration") -> Time:
     if isinstance(value, Time):
         t = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CompileError([error("E1106", f"invalid {what} {value!r}", None,
+                                      "write a time such as 60s or 500ms")])
         t = Time(round(value * 10**9))
     else:
         try:

@@ -54,6 +54,8 @@ class Case:
 CASES = [
     Case("E0101", "const A = 1 2", "unexpected `2`", "expected", 1),
     Case("E0102", "const A = $", "unexpected character '$'", "expected an expression", 1),
+    Case("E0102", 'const A = "abc\nconst B = 1', "unterminated string",
+         'close it with `"` on the same line (strings cannot span lines)', 1),
     Case("E0103", "topology t {", "unexpected end of input", "`}`", 1),
     Case("E0104", "const A = 10.0.0.256", "10.0.0.256 is not an IPv4 address",
          "0 to 255", 1),
@@ -200,3 +202,11 @@ def test_all_errors_are_reported_in_one_run():
 def test_a_correct_program_has_no_diagnostics():
     text = service(OK_CHAIN).replace("import std.l4s\n", "")
     assert diagnose(text) == []
+
+
+def test_an_out_of_range_argument_is_reported_once_not_again_inside_the_stdlib():
+    """DualQ's `tupdate` defaults to min(classic_target, ...): a bad `classic_target` must
+    not make the default fail as well (once as E0304, once as an unknown name in l4s)."""
+    (d,) = [d for d in diagnose(service(
+        "chain { std.l4s.DualQ(classic_target: 10ns) -> Forward(to: server) }")) if d.is_error]
+    assert d.code == "E0304" and d.span.file == "case.mosaico"

@@ -158,6 +158,25 @@ def test_unknown_names_are_usage_errors(run):
     assert isinstance(result.error_in_exec, UsageError)
 
 
+@pytest.mark.parametrize("line, message", [
+    ("%mosaico check {tmp}", "is a directory, not a .mosaico file"),
+    ("%mosaico sim {tmp}/notes.txt", "is not a .mosaico file"),
+    ("%mosaico place {tmp}/missing.mosaico", "no variable `{tmp}/missing.mosaico`"),
+    ("%mosaico check not_a_program", "`not_a_program` is of type int, not a program"),
+    ("%mosaico sim '(1 +'", "cannot evaluate `(1 +` (SyntaxError"),
+    ("%mosaico check mo.nope", "cannot evaluate `mo.nope` (AttributeError"),
+])
+def test_sources_that_are_not_programs_are_usage_errors(run, tmp_path, line, message):
+    from IPython.core.error import UsageError
+
+    (tmp_path / "notes.txt").write_text("not a program\n")
+    run("import mosaico_dsl as mo\nnot_a_program = 5")
+    result, cap = run(line.format(tmp=tmp_path))
+    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
+    assert message.format(tmp=tmp_path) in str(result.error_in_exec)
+    assert "Traceback" not in cap.stdout + cap.stderr
+
+
 def test_place_magic(shell, run):
     run("%%mosaico flagship --quiet\n" + SOURCE)
     result, _ = run("%mosaico place flagship --search-limit 30")

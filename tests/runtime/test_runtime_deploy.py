@@ -90,6 +90,9 @@ def test_deploy_writes_both_switches_then_nothing_when_unchanged(twin, state_pat
     with StateStore(state_path) as store:
         assert {u.name for u in store.units("p4runtime")} == {"s1", "s2"}
         assert [h[4] for h in store.history()] == ["unchanged", "applied"]
+        applied = store.history()[1][0]
+        # The store only logs the run: the records still name the deploy that wrote them.
+        assert {u.deployment for u in store.units()} == {applied}
 
 
 def test_changed_program_applies_only_the_difference(twin):
@@ -410,3 +413,7 @@ def test_remaining_diagnostics(twin, tmp_path, state_path):
     cert.write_text("-----BEGIN CERTIFICATE-----\n")
     r = mosaico("plan", str(build([], [])), *args("--cert", str(cert)), ok=False)
     assert "error[E1217]: --cert and --key go together" in r.output
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    r = mosaico("plan", str(build([], [])), *args("--ca", str(garbage)), ok=False)
+    assert f"error[E1217]: --ca {garbage} is not a PEM file" in r.output

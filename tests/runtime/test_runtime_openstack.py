@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ import pytest
 import requests_mock
 from click.testing import CliRunner
 from openstack.fixture.connection import ConnectionFixture
-from runtime_helpers import insert, lab_entries, make_build, route_entry
+from openstack.orchestration.util import template_format
+from runtime_helpers import ROOT, insert, lab_entries, make_build, route_entry
 
 from mosaico_dsl.cli import cli
+from mosaico_dsl.compiler import compile as compile_program
 from mosaico_dsl.diagnostics import CompileError
 from mosaico_dsl.runtime import deployment as rt
 from mosaico_dsl.runtime.build import load_build
@@ -55,6 +58,7 @@ class Heat:
     fail_create: str | None = None  # CREATE_FAILED with this reason
     count: int = 0
     log: list[tuple[str, str]] = field(default_factory=list)
+    bodies: list[dict] = field(default_factory=list)  # of POST and PUT, in order
 
     def _find(self, key: str) -> dict | None:
         return next((s for s in self.stacks.values()
@@ -70,13 +74,23 @@ class Heat:
                                    "performing the requested operation.",
                     "code": 500, "error": {"message": "Internal Server Error"}}
         parts = [p for p in path.split("?")[0].split("/") if p]
-        if request.method == "POST" and parts == ["stacks"]:
+        if request.method in ("POST", "PUT"):
             body = request.json()
+            self.bodies.append(body)
+            refused = self._check_parameters(body)
+            if refused:
+                context.status_code = 400
+                return {"explanation": "The server could not comply with the request since it "
+                                   "is either malformed or otherwise incorrect.",
+                    "code": 400, "title": "Bad Request", "error": {
+                        "message": refused, "traceback": None, "type": "UserParameterMissing"}}
+        if request.method == "POST" and parts == ["stacks"]:
             sid = str(uuid.uuid4())
             self.stacks[sid] = {"id": sid, "stack_name": body["stack_name"],
                                 "stack_status": "CREATE_IN_PROGRESS",
                                 "stack_status_reason": "Stack CREATE started",
-                                "template": body["template"], "polls": 0}
+                                "template": body["template"],
+                                "parameters": body.get("parameters", {}), "polls": 0}
             context.status_code = 201
             return {"stack": {"id": sid, "links": [
                 {"href": f"{HEAT}/stacks/{body['stack_name']}/{sid}", "rel": "self"}]}}
@@ -89,9 +103,10 @@ class Heat:
         if request.method == "GET":
             self._advance(stack)
             return {"stack": {k: v for k, v in stack.items() if k not in ("template", "polls")}
-                    | {"parameters": {}, "links": []}}
+                    | {"links": []}}
         if request.method == "PUT":
-            stack["template"] = request.json()["template"]
+            stack["template"] = body["template"]
+            stack["parameters"] = body.get("parameters", {})
             stack.update(stack_status="UPDATE_IN_PROGRESS", polls=0)
             context.status_code = 202
             return None
@@ -101,6 +116,19 @@ class Heat:
             return None
         context.status_code = 400
         return {}
+
+    @staticmethod
+    def _check_parameters(body: dict) -> str | None:
+        """Heat's own checks: every parameter without default given, none undeclared."""
+        declared = body["template"].get("parameters") or {}
+        given = body.get("parameters") or {}
+        for name in given:
+            if name not in declared:
+                return f"The Parameter ({name}) was not defined in template."
+        for name, spec in declared.items():
+            if "default" not in spec and name not in given:
+                return f"The Parameter ({name}) was not provided."
+        return None
 
     def _advance(self, stack: dict) -> None:
         if self.stuck or not stack["stack_status"].endswith("IN_PROGRESS"):
@@ -294,3 +322,103 @@ def test_missing_cloud_is_a_diagnostic(heat, os_build, state_path, monkeypatch, 
     assert r.exit_code == 1
     assert "error[E1209]: OpenStack host nfvi1" in r.output and "mosaico" in r.output
     assert "Traceback" not in r.output
+
+
+# --------------------------------------------------------------------------- a generated stack
+
+VNF_CHAIN = ROOT / "tests" / "backends" / "vnf" / "programs" / "vnf_chain.mosaico"
+GENERATED = "mosaico-vnf-chain-nfvi1"
+SFC_TYPES = {"OS::Neutron::PortPair", "OS::Neutron::PortPairGroup",
+             "OS::Neutron::FlowClassifier", "OS::Neutron::PortChain", "OS::Nova::Server"}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The VNF backend's real stack.yaml: the flagship chain's filters on nfvi1 (cloud
+    ``mosaico``), compiled once."""
+    return compile_program(VNF_CHAIN).write(tmp_path_factory.mktemp("generated") / "build")
+
+
+def test_generated_stack_needs_key_name_and_goes_to_heat_with_it(heat, generated,
+                                                                 state_path):
+    args = ["plan", str(generated), "--target", "openstack", "--state", str(state_path),
+            "--stack-poll", "0"]
+    run = lambda *a, cmd=None: CliRunner().invoke(cli, [cmd or args[0], *args[1:], *a])
+    r = run()
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "error[E1218]: OpenStack host nfvi1: stack parameter 'key_name' has no default " \
+           "and was not given (Nova key pair for SSH access to the VNFs)" in r.output
+    assert "hint: pass --stack-param key_name=VALUE" in r.output
+    assert heat.log == [], "a stack Heat would refuse is not sent"
+
+    r = run("--stack-param", "key_name=ops", cmd="deploy")
+    assert r.exit_code == 0, r.output
+    assert f"+ stack {GENERATED} (" in r.output and "on cloud mosaico" in r.output
+    (stack,) = heat.stacks.values()
+    assert stack["stack_status"] == "CREATE_COMPLETE"
+    assert stack["parameters"] == {"key_name": "ops"}
+    # Heat received the generated template as openstacksdk parsed it, networking-sfc and all.
+    text = (generated / "nfvi1" / "stack.yaml").read_text()
+    assert stack["template"] == template_format.parse(text)
+    assert SFC_TYPES <= {r["type"] for r in stack["template"]["resources"].values()}
+
+    n = len(heat.log)
+    r = run(cmd="deploy")  # the recorded key_name holds until another is given
+    assert r.exit_code == 0 and "Nothing to do" in r.output
+    assert heat.log[n:] == [("GET", f"/stacks/{GENERATED}")]
+
+    r = run("--stack-param", "key_name=other")
+    assert f"~ stack {GENERATED}" in r.output, "a changed parameter updates the stack"
+    r = run("--stack-param", "key_name=other", cmd="deploy")
+    assert r.exit_code == 0, r.output
+    assert stack["stack_status"] == "UPDATE_COMPLETE"
+    assert heat.bodies[-1]["parameters"] == {"key_name": "other"}
+
+    # The update fails while Heat works on it: the revert restores template and parameters.
+    heat.fail_at = heat.count + 3  # GET (plan), PUT, then the first wait answers 500
+    r = run("--stack-param", "key_name=third", cmd="deploy")
+    assert r.exit_code == 1 and "error[E1212]" in r.output
+    assert f"undone: openstack nfvi1: revert stack {GENERATED}" in r.output
+    assert [b["parameters"] for b in heat.bodies[-2:]] == [{"key_name": "third"},
+                                                          {"key_name": "other"}]
+    assert stack["parameters"] == {"key_name": "other"}
+
+
+def test_stack_param_mistakes_are_diagnostics(heat, generated, state_path):
+    base = ["plan", str(generated), "--target", "openstack", "--state", str(state_path)]
+    r = CliRunner().invoke(cli, [*base, "--stack-param", "key_name"])
+    assert r.exit_code == 1
+    assert "error[E1218]: --stack-param 'key_name' is not NAME=VALUE" in r.output
+    r = CliRunner().invoke(cli, [*base, "--stack-param", "key_name=ops",
+                                 "--stack-param", "keyname=ops"])
+    assert r.exit_code == 1
+    assert "error[E1218]: --stack-param keyname: no stack of this build declares it" \
+        in r.output and "key_name" in r.output
+    assert heat.log == [] and "Traceback" not in r.output
+
+
+def test_heat_refusal_quotes_heats_message(heat, generated, state_path, monkeypatch):
+    """Were the check skipped, Heat's 400 would be reported by its message, not its body."""
+    monkeypatch.setattr(OpenStackTarget, "_check_parameters", lambda self, templates, store: None)
+    r = CliRunner().invoke(cli, ["deploy", str(generated), "--target", "openstack",
+                                 "--state", str(state_path), "--stack-poll", "0"])
+    assert r.exit_code == 1
+    assert f"error[E1209]: OpenStack host nfvi1: creating stack {GENERATED} failed: " \
+           "HTTP 400: The Parameter (key_name) was not provided.\n" in r.output
+
+
+def test_credentials_reach_no_log_and_no_file(heat, os_build, state_path, caplog):
+    """Even at DEBUG (keystoneauth and openstacksdk log their requests), and in the state
+    store, the password appears nowhere; only the cloud's name is recorded."""
+    caplog.set_level(logging.DEBUG)
+    heat.fail_at = 3
+    with StateStore(state_path) as store:
+        with pytest.raises(CompileError) as info:
+            asyncio.run(rt.deploy(targets(os_build()), store))
+        heat.fail_at = None
+        asyncio.run(rt.deploy(targets(os_build(name="again")), store))
+        assert store.unit("openstack", "nfvi1").data["cloud"] == "mosaico"
+    assert any("identity.example.com" in r.getMessage() for r in caplog.records), \
+        "DEBUG logging of the HTTP requests was on"
+    assert PASSWORD not in caplog.text and PASSWORD not in str(info.value)
+    assert PASSWORD.encode() not in state_path.read_bytes()

@@ -66,6 +66,15 @@ def test_artifacts_hold_metrics_traces_and_plots(run_a):
         run_a.flow("syn#3").sent
 
 
+def test_repr_is_one_line_with_the_headline_numbers(run_a):
+    text = repr(run_a)
+    assert "\n" not in text and len(text) < 400
+    assert text.startswith("<SimResult secure_l4s.mosaico: 3 s, seed 7,")
+    assert "bottleneck s1->server (dualq" in text
+    assert f"l4s delay p50 {run_a.l4s.delay_ms.p50:.3g} ms" in text
+    assert f"Classic/L4S goodput {run_a.classic_l4s_ratio:.2f}" in text
+
+
 def test_cli_writes_the_directory_and_prints_the_summary(tmp_path):
     out = tmp_path / "sim"
     res = CliRunner().invoke(cli, ["sim", str(FLAGSHIP), "--duration", "2s", "--traffic",
@@ -156,6 +165,14 @@ def test_api_errors_are_compile_errors():
         simulate(line_program(), duration="1s", traffic="cubic:3[svc=nope],reno[from=nobody]")
     assert [(d.code, d.span.col) for d in e.value.diagnostics] == [("E1105", 1),
                                                                    ("E1105", 19)]
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -1.0, 0, 10**400, True,
+                                      None])
+def test_api_durations_that_are_not_times_are_diagnostics(duration):
+    with pytest.raises(CompileError) as e:
+        simulate(line_program(), duration=duration, traffic="reno")
+    assert [d.code for d in e.value.diagnostics] == ["E1106"]
 
 
 def test_progress_is_reported_to_the_end():

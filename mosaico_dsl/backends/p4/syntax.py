@@ -138,13 +138,25 @@ def _located(e: Exception, pre: Preprocessed) -> P4SyntaxError:
     return P4SyntaxError(message, file, orig, column)
 
 
+def _check_statements(tree: lark.Tree, pre: Preprocessed) -> None:
+    """A statement without `=` must be a call: p4c rejects `t.apply;` or `x;`."""
+    for node in tree.find_data("expr_stmt"):
+        target = node.children[0]
+        if len(node.children) == 1 and getattr(target, "data", None) != "call":
+            file, line = pre.origins[node.meta.line - 1]
+            raise P4SyntaxError("a statement must be an assignment or a method call "
+                                "(missing `(...)`?)", file, line, node.meta.column)
+
+
 def parse(main: str, files: Mapping[str, str]) -> tuple[lark.Tree, Preprocessed]:
     """Preprocess and parse; raises :class:`P4SyntaxError` with the original location."""
     pre = preprocess(main, files)
     try:
-        return _parser().parse(pre.text), pre
+        tree = _parser().parse(pre.text)
     except lark.exceptions.UnexpectedInput as e:
         raise _located(e, pre) from None
+    _check_statements(tree, pre)
+    return tree, pre
 
 
 def check_source(main: str, files: Mapping[str, str]) -> Preprocessed:

@@ -96,6 +96,29 @@ def check_against_program(switch: str, files) -> None:
 
 
 
+def _canonical(value: bytes) -> bool:
+    """P4Runtime §8.3: the shortest string that fits the value (one byte for 0)."""
+    return len(value) == max(1, (int.from_bytes(value, "big").bit_length() + 7) // 8)
+
+
+def _check_match_rules(fm, kind: str, bits: int) -> None:
+    """P4Runtime §9.1.1: don't-care fields are omitted, masked-off bits are zero."""
+    def num(b: bytes) -> int:
+        return int.from_bytes(b, "big")
+
+    if kind == "ternary":
+        value, mask = num(fm.ternary.value), num(fm.ternary.mask)
+        assert mask != 0, (fm, "a wildcard ternary field must be omitted")
+        assert value & ~mask == 0, (fm, "value bits outside the mask")
+    elif kind == "lpm":
+        assert 0 < fm.lpm.prefix_len <= bits, (fm, "a /0 field must be omitted")
+        assert num(fm.lpm.value) & ((1 << (bits - fm.lpm.prefix_len)) - 1) == 0, fm
+    elif kind == "range":
+        low, high = num(fm.range.low), num(fm.range.high)
+        assert low <= high, fm
+        assert (low, high) != (0, (1 << bits) - 1), (fm, "a full range must be omitted")
+
+
 def check_entries(files) -> list:
     """entries.json loads as P4Runtime Updates that only use ids and widths of the P4Info."""
     import json
@@ -120,6 +143,8 @@ def check_entries(files) -> list:
                 for v in (getattr(fm, kind).ListFields()):
                     if isinstance(v[1], bytes):
                         assert int.from_bytes(v[1], "big") < 1 << mf.bitwidth
+                        assert _canonical(v[1]), (fm, "not the shortest bytestring")
+                _check_match_rules(fm, kind, mf.bitwidth)
             needs_priority = any(m.match_type in (P.MatchField.TERNARY, P.MatchField.RANGE)
                                  for m in t.match_fields)
             assert (te.priority > 0) == needs_priority

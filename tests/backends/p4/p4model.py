@@ -465,6 +465,7 @@ class Interpreter:
             return int(bool(self.expr(left, scopes)[0]) or bool(self.expr(right, scopes)[0])), 1
         a, wa = self.expr(left, scopes)
         b, wb = self.expr(right, scopes)
+        _check_widths(op, wa, wb)
         w = wa or wb
         ops: dict[str, Callable[[int, int], int]] = {
             "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
@@ -483,6 +484,22 @@ class Interpreter:
         if op in ("<<", ">>"):
             w = wa
         return (value % (1 << w) if w else value), w
+
+
+class WidthError(AssertionError):
+    """Operands p4c's type checker would reject: bit<N> and bit<M>, N != M, no cast."""
+
+
+def _check_widths(op: str, wa: int | None, wb: int | None) -> None:
+    """P4_16 (8.6 "Operations on fixed-width bit types"): both operands of an arithmetic,
+    bitwise or comparison operator have the same width; an unsized integer literal takes
+    the other's. A shift's amount may have any width; its left operand needs one."""
+    if op in ("<<", ">>"):
+        if wa is None:
+            raise WidthError(f"`{op}` of an unsized value: p4c needs a width on the left")
+        return
+    if wa is not None and wb is not None and wa != wb:
+        raise WidthError(f"`{op}` between bit<{wa}> and bit<{wb}>: p4c needs a cast")
 
 
 def all_widths(tree: Tree) -> dict[str, int]:

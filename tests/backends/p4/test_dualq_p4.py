@@ -144,3 +144,28 @@ def test_a_long_trace_stays_identical(config):
                                    r2=draws[1], r3=draws[2])
         assert after == state, f"packet {i}"
         assert vm.dropped == (verdict is D.Verdict.DROP), f"packet {i}"
+
+
+@pytest.mark.parametrize("before,after", [
+    ("bit<48> elapsed = now - last_update;", "bit<48> elapsed = now - qdelay_c;"),
+    ("if (q >= qdelay_c_prev) {", "if (q >= last_update) {"),
+])
+def test_an_operator_on_two_widths_is_rejected(before, after):
+    """The interpreter applies p4c's rule that both operands have one width (no implicit
+    cast), so the equality tests above would catch a template that mixed them."""
+    from p4model import WidthError
+
+    plan, _ = _setup("flagship")
+    files = dict(switch_files(plan, "test.mosaico"))
+    main = f"{plan.switch.name}.p4"
+    assert before in files[main]
+    files[main] = files[main].replace(before, after)
+    tree = parse_files(files, main)
+    unit = plan.dualq_units[0]
+    fields = {"standard_metadata.egress_port": 0, "standard_metadata.egress_global_timestamp":
+              100_000, "standard_metadata.deq_timedelta": 20_000,
+              "standard_metadata.deq_qdepth": 5, "meta.mosaico.l4s": 0,
+              "meta.mosaico.aqm": unit.unit, "hdr.ipv4.ecn": 0}
+    vm = Interpreter(tree, fields, _widths(tree), {}, {}, [0, 0, 0])
+    with pytest.raises(WidthError, match="p4c needs a cast"):
+        vm.run_control("MosaicoEgress")

@@ -56,6 +56,18 @@ def test_broken_program_fails_with_its_line():
     assert f"s1.p4:{e.value.line}:" in str(e.value)
 
 
+def test_method_call_without_parentheses_fails_with_its_line():
+    """`t.apply;` parses as a path but is no P4 statement (p4c rejects it)."""
+    files = _flagship_files()
+    lines = files["s1.p4"].splitlines()
+    n = next(i for i, line in enumerate(lines) if "classifier.apply();" in line)
+    lines[n] = lines[n].replace("classifier.apply();", "classifier.apply;")
+    files["s1.p4"] = "\n".join(lines) + "\n"
+    with pytest.raises(P4SyntaxError, match="method call") as e:
+        check_source("s1.p4", files)
+    assert (e.value.file, e.value.line) == ("s1.p4", n + 1)
+
+
 def test_error_in_an_included_file_points_into_that_file():
     files = _flagship_files()
     lib = files["std/l4s/dualq.p4"].splitlines()
@@ -72,6 +84,10 @@ def test_error_in_an_included_file_points_into_that_file():
     ("header h_t { bit<8> a }\n", "unexpected"),
     ("control C() { apply { if (a) { } else } }\n", "unexpected"),
     ("table t { }\n", "unexpected"),
+    # p4c accepts only assignments and calls as statements, and no declaration as a branch
+    ("control C() { apply { t.apply; } }\n", "assignment or a method call"),
+    ("control C(inout bit<8> x) { apply { x; } }\n", "assignment or a method call"),
+    ("control C(inout bool x) { apply { if (x) bool y = true; } }\n", "unexpected"),
     ('#include "missing.p4"\n', "cannot find include file"),
     ("#ifndef X\nconst bit<8> A = 1;\n", "unterminated"),
     ("#define F(x) x\n", "object-like"),

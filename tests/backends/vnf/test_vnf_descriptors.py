@@ -130,3 +130,43 @@ def test_nsd_has_vnffgd_with_matches_and_the_switch_as_pnf() -> None:
     vnfd = load_yaml(files["nfvi1/vnfd-web_ll-0-blocklist.yaml"])["vnfd"]
     assert vnfd["virtual-compute-desc"][0]["virtual-cpu"]["num-virtual-cpu"] == 1
     assert float(vnfd["virtual-compute-desc"][0]["virtual-memory"]["size"]) == 0.25
+
+
+def test_sfc_and_port_properties_are_what_openstacksdk_network_proxy_sends() -> None:
+    """Heat passes these properties to Neutron unchanged (networking-sfc's API); each is a
+    body field of the matching openstacksdk network resource, so the same values drive
+    ``conn.network.create_sfc_*`` where Heat is not available."""
+    from openstack.network.v2 import (
+        port,
+        sfc_flow_classifier,
+        sfc_port_chain,
+        sfc_port_pair,
+        sfc_port_pair_group,
+    )
+
+    resources = {"OS::Neutron::FlowClassifier": sfc_flow_classifier.SfcFlowClassifier,
+                 "OS::Neutron::PortPair": sfc_port_pair.SfcPortPair,
+                 "OS::Neutron::PortPairGroup": sfc_port_pair_group.SfcPortPairGroup,
+                 "OS::Neutron::PortChain": sfc_port_chain.SfcPortChain}
+    # Heat's names that differ from Neutron's: `network` resolves to `network_id`.
+    heat_only = {"OS::Neutron::Port": {"network"}}
+    seen = set()
+    for source in SOURCES:
+        for path, text in vnf_files(source).items():
+            if not path.endswith("/stack.yaml"):
+                continue
+            for name, res in load_yaml(text)["resources"].items():
+                cls = resources.get(res["type"]) or (
+                    port.Port if res["type"] == "OS::Neutron::Port" else None)
+                if cls is None:
+                    continue
+                seen.add(res["type"])
+                props = set(res["properties"]) - heat_only.get(res["type"], set())
+                assert props <= set(cls._body_mapping()), (path, name, props)
+                if res["type"] == "OS::Neutron::FlowClassifier":
+                    p = res["properties"]
+                    ports = [k for k in p if k.endswith(("range_min", "range_max"))]
+                    assert all(1 <= p[k] <= 65535 for k in ports), (path, name)
+                    if ports:  # networking-sfc refuses port ranges without tcp or udp
+                        assert p.get("protocol") in ("tcp", "udp"), (path, name)
+    assert seen == {*resources, "OS::Neutron::Port"}

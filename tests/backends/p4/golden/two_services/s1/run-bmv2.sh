@@ -16,13 +16,25 @@
 # link's bit rate would allow. Queue depths come from the queue function's buffer (time at the
 # port's rate).
 #
-# Environment: P4C (default p4c-bm2-ss), BMV2 (default simple_switch_grpc; simple_switch
-# works too), BMV2_CLI (default simple_switch_CLI), BMV2_ARGS (extra switch options).
+# Priority queues: `--priority-queues` is an option of the simple_switch *target*, so it goes
+# after `--`, behind the JSON (targets/simple_switch/main.cpp). simple_switch_grpc gained it
+# only in recent BMv2 builds; the script asks the binary (`-- --help`). A build without it
+# runs one queue per port and drops every packet whose standard_metadata.priority is 1 or
+# more ("Priority out of range").
+# This program's DualQ puts L4S packets at priority 1: it needs simple_switch, or a
+# simple_switch_grpc that accepts --priority-queues.
+# BMv2 paces each priority queue of a port separately at the port's rate
+# (QueueingLogicPriRL): the L and Classic queues do not share one link's capacity.
+#
+# Environment: P4C (default p4c-bm2-ss), BMV2 (default simple_switch; simple_switch_grpc
+# works too when built with Thrift, which simple_switch_CLI needs, and
+# with --priority-queues), BMV2_CLI (default simple_switch_CLI), BMV2_ARGS (extra
+# switch options, given before the JSON).
 set -eu
 cd "$(dirname "$0")"
 
 P4C=${P4C:-p4c-bm2-ss}
-BMV2=${BMV2:-simple_switch_grpc}
+BMV2=${BMV2:-simple_switch}
 BMV2_CLI=${BMV2_CLI:-simple_switch_CLI}
 
 if [ ! -f s1.json ] || [ s1.p4 -nt s1.json ]; then
@@ -30,20 +42,27 @@ if [ ! -f s1.json ] || [ s1.p4 -nt s1.json ]; then
         --p4runtime-files p4info.p4c.txtpb s1.p4
 fi
 
-GRPC=""
 case "$BMV2" in
-    *grpc*) GRPC="-- --grpc-server-addr 127.0.0.1:9559" ;;
+    *grpc*)
+        TARGET_ARGS="--grpc-server-addr 127.0.0.1:9559"
+        if "$BMV2" -- --help 2>&1 | grep -q -e '--priority-queues'; then
+            TARGET_ARGS="$TARGET_ARGS --priority-queues 2"
+        else
+            echo "s1: this $BMV2 has no --priority-queues option and would drop" \
+                "every L4S packet (priority 1); run simple_switch or a newer BMv2" >&2
+            exit 1
+        fi ;;
+    *) TARGET_ARGS="--priority-queues 2" ;;
 esac
 
 # shellcheck disable=SC2086
 "$BMV2" --device-id 1 --thrift-port 9090 \
-    --priority-queues 2 \
     -i 0@"${IFACE_0:-s1-eth0}" \
     -i 1@"${IFACE_1:-s1-eth1}" \
     -i 2@"${IFACE_2:-s1-eth2}" \
     -i 3@"${IFACE_3:-s1-eth3}" \
     -i 5@"${IFACE_5:-s1-eth5}" \
-    ${BMV2_ARGS:-} s1.json $GRPC &
+    ${BMV2_ARGS:-} s1.json -- $TARGET_ARGS &
 SWITCH_PID=$!
 trap 'kill "$SWITCH_PID" 2>/dev/null || true' INT TERM
 
