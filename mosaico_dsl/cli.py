@@ -93,12 +93,9 @@ def cli(debug: bool) -> None:
 def _read(path: str) -> tuple[str, str]:
     if path == "-":
         return sys.stdin.read(), "<stdin>"
-    try:
-        return Path(path).read_text(encoding="utf-8"), path
-    except UnicodeDecodeError as e:
-        raise click.UsageError(f"{path} is not UTF-8 text: {e}") from None
-    except OSError as e:  # unreadable: permissions, I/O errors
-        raise click.UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    from .compiler import read_source
+
+    return read_source(Path(path)), path
 
 
 @cli.command()
@@ -113,8 +110,8 @@ def check(files: tuple[str, ...], search: tuple[str, ...], fmt: str) -> None:
 
     failed = False
     for path in files:
-        text, name = _read(path)
         try:
+            text, name = _read(path)
             _, diagnostics, _, sources = _check(text if path == "-" else Path(path),
                                                 [Path(s) for s in search])
         except CompileError as e:
@@ -141,7 +138,12 @@ def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
 
     failed = would_change = False
     for path in files:
-        text, name = _read(path)
+        try:
+            text, name = _read(path)
+        except CompileError as e:
+            _emit(e.diagnostics, e.sources)
+            failed = True
+            continue
         result = parse(text, name)
         if result.module is None:
             _emit(result.diagnostics, {name: text})

@@ -36,6 +36,21 @@ class _Loaded:
     text: str | None
 
 
+def read_source(path: Path) -> str:
+    """The text of a source file; a file that cannot be read or is not UTF-8 is the user's
+    error (E0101, exit 1) with the same words whichever command read it."""
+    from .diagnostics import error
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CompileError([error(
+            "E0101", f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+            f"{e.start})", hint="save it as UTF-8")]) from None
+    except OSError as e:
+        raise CompileError([error("E0101", f"cannot read {path}: {e.strerror or e}")]) from None
+
+
 def load(source: Source, *, file: str | None = None) -> _Loaded:
     """Parse ``source`` into a module; raises :class:`CompileError` on syntax errors."""
     from .api import Program as ApiProgram
@@ -45,12 +60,7 @@ def load(source: Source, *, file: str | None = None) -> _Loaded:
     if isinstance(source, A.Module):
         return _Loaded(source, {}, None)
     if isinstance(source, Path):
-        try:
-            text = source.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            from .diagnostics import error
-            raise CompileError([error("E0101", f"cannot read {source}: {e}")]) from None
-        file = str(source)
+        text, file = read_source(source), str(source)
     elif isinstance(source, str):
         text, file = source, file or "<input>"
     else:

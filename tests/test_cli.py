@@ -55,22 +55,40 @@ def test_usage_errors_exit_2(tmp_path):
     assert run("compile", str(FLAGSHIP)).exit_code == 2  # -o is required
     r = run("compile", str(FLAGSHIP), "-o", str(tmp_path / "b"), "--emit", "nope")
     assert r.exit_code == 2 and "choose from" in r.stderr
+
+
+ALL_READERS = [("check",), ("fmt",), ("fmt", "--check"), ("compile", "-o", "out"),
+               ("place",), ("sim", "--duration", "1s", "-o", "sim")]
+
+
+@pytest.mark.parametrize("command", ALL_READERS)
+def test_a_file_that_is_not_utf8_is_the_same_diagnostic_for_every_command(tmp_path, command):
     binary = tmp_path / "bin.mosaico"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    r = run("check", str(binary))
-    assert r.exit_code == 2 and "not UTF-8" in r.stderr
+    r = run(*command, str(binary))
+    assert r.exit_code == 1, r.stderr
+    assert f"error[E0101]: {binary} is not UTF-8 text (byte 0xff at offset 0)" in r.stderr
+    assert "save it as UTF-8" in r.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
-@pytest.mark.parametrize("command", [("check",), ("fmt",), ("fmt", "--check")])
-def test_unreadable_files_are_usage_errors_not_internal_errors(tmp_path, command):
+@pytest.mark.parametrize("command", ALL_READERS)
+def test_unreadable_files_are_the_users_error_not_internal_errors(tmp_path, command):
     # Reading /proc/self/mem at offset 0 fails with EIO, even as root (chmod 000 does not
     # stop root): any OSError while reading is the user's, not a bug in mosaico.
     unreadable = tmp_path / "io.mosaico"
     unreadable.symlink_to("/proc/self/mem")
     r = run(*command, str(unreadable))
-    assert r.exit_code == 2, r.stderr
-    assert f"cannot read {unreadable}" in r.stderr and "internal error" not in r.stderr
+    assert r.exit_code == 1, r.stderr
+    assert f"error[E0101]: cannot read {unreadable}" in r.stderr
+    assert "internal error" not in r.stderr
+
+
+def test_check_reports_every_file_even_after_an_unreadable_one(tmp_path):
+    binary = tmp_path / "bin.mosaico"
+    binary.write_bytes(b"\xff")
+    r = run("check", str(binary), str(FLAGSHIP))
+    assert r.exit_code == 1 and "not UTF-8" in r.stderr and f"{FLAGSHIP}: ok" in r.stderr
 
 
 def test_fmt_check_write_and_stdin(tmp_path):
