@@ -34,7 +34,7 @@ from typing import Any
 
 __all__ = [
     "MAX_PROB", "PROB_ONE", "MAX_FOLDED", "Verdict", "ShiftAdd", "DualQConstants",
-    "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_probability",
+    "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_native", "l4s_probability",
     "coupled_probability", "csd", "dequeue", "is_l4s", "ECN_NOT_ECT", "ECN_ECT1", "ECN_ECT0",
     "ECN_CE", "GAIN_TERMS",
 ]
@@ -197,22 +197,35 @@ def coupled_probability(c: DualQConstants, p: int) -> int:
     return c.coupling(p) >> DualQConstants.COUPLING_FRAC
 
 
-def l4s_probability(c: DualQConstants, p: int, qdelay_l_us: int) -> int:
-    """p_L = max(native ramp or step on the L delay, p_CL), clamped to MAX_PROB."""
+def l4s_native(c: DualQConstants, qdelay_l_us: int, qlen: int) -> int:
+    """p'_L: the native ramp (or step) on the L delay, 0 while ``qlen < th_len``.
+
+    RFC 9332 A.1, dequeue lines 5a-5d: ``if (lq.len() > Th_len) p'_L = laqm(lq.time())
+    else p'_L = 0`` — Th_len gates only this native term, never the coupled p_CL.
+    """
+    if qlen < c.th_len:
+        return 0
     if c.step:
-        native = MAX_PROB if qdelay_l_us >= c.min_th_us else 0
-    elif qdelay_l_us <= c.min_th_us:
-        native = 0
-    elif qdelay_l_us >= c.min_th_us + c.range_us:
-        native = MAX_PROB
-    else:
-        native = _clamp(c.ramp(qdelay_l_us - c.min_th_us))
-    return max(native, min(coupled_probability(c, p), MAX_PROB))
+        return MAX_PROB if qdelay_l_us >= c.min_th_us else 0
+    if qdelay_l_us <= c.min_th_us:
+        return 0
+    if qdelay_l_us >= c.min_th_us + c.range_us:
+        return MAX_PROB
+    return _clamp(c.ramp(qdelay_l_us - c.min_th_us))
+
+
+def l4s_probability(c: DualQConstants, p: int, qdelay_l_us: int, qlen: int) -> int:
+    """p_L = max(p'_L, p_CL), clamped to MAX_PROB."""
+    return max(l4s_native(c, qdelay_l_us, qlen), min(coupled_probability(c, p), MAX_PROB))
 
 
 def classic_verdict(c: DualQConstants, s: DualQState, ecn: int, qlen: int, r1: int,
                     r2: int) -> Verdict:
-    """A Classic packet leaving: drop (Not-ECT) or mark (ECT(0)) with p'², via two draws."""
+    """A Classic packet leaving: drop (Not-ECT) or mark (ECT(0)) with p'², via two draws.
+
+    Not while fewer than ``th_len`` Classic packets wait behind it: RFC 9332's Classic AQM
+    has no such floor (docs/l4s.md item 10); like Linux's dualpi2 it spares a lone packet.
+    """
     if qlen < c.th_len or not (r1 < s.p and r2 < s.p):
         return Verdict.PASS
     if ecn == 0 or s.p >= c.classic_ect_drop_p:
@@ -223,11 +236,9 @@ def classic_verdict(c: DualQConstants, s: DualQState, ecn: int, qlen: int, r1: i
 def l4s_verdict(c: DualQConstants, s: DualQState, qdelay_l_us: int, qlen: int, r1: int,
                 r2: int, r3: int) -> Verdict:
     """An L packet leaving: CE-mark with p_L; under overload (k·p' ≥ 1) drop with p'²."""
-    if qlen < c.th_len:
-        return Verdict.PASS
     if coupled_probability(c, s.p) >= PROB_ONE and r1 < s.p and r2 < s.p:
         return Verdict.DROP
-    p_l = l4s_probability(c, s.p, qdelay_l_us)
+    p_l = l4s_probability(c, s.p, qdelay_l_us, qlen)
     return Verdict.MARK if p_l == MAX_PROB or r3 < p_l else Verdict.PASS
 
 
@@ -239,8 +250,11 @@ def dequeue(c: DualQConstants, s: DualQState, *, now_us: int, l4s: bool, qdelay_
     2. run the lazy PI update (:func:`pi_update`);
     3. decide with the updated p' (:func:`classic_verdict` or :func:`l4s_verdict`).
 
-    ``qlen`` is ``deq_qdepth``: the packets left behind in the port's queues, so marking is
-    suppressed while fewer than ``th_len`` others wait (RFC 9332's ``len > Th_len``).
+    ``qlen`` is ``deq_qdepth``: the packets left behind in this packet's queue (BMv2 reports
+    the depth of the priority queue it left). The Classic verdict and the L packet's native
+    ramp read it (never the coupled p_CL nor the overload drop): they are suppressed while
+    fewer than ``th_len`` others wait (for the ramp, RFC 9332's ``lq.len() > Th_len``
+    counting the departing packet; the Classic floor is not in the RFC).
     """
     if l4s:
         s = replace(s, qdelay_l_us=qdelay_us)

@@ -17,8 +17,9 @@ integer model, and keeps the RFC's structure and names:
       prevq = curq
 
 * the native L4S AQM (``laqm``, Figure 5): 0 below ``minTh``, 1 from ``minTh + range``,
-  linear in between (``step`` mode: 1 from ``minTh``), and no L marking while fewer than
-  ``Th_len`` packets are queued besides the one leaving;
+  linear in between (``step`` mode: 1 from ``minTh``); the dequeue suppresses only this
+  native term while the L queue is short (``if (lq.len() > Th_len) p'_L = laqm(...) else
+  p'_L = 0``, lines 5a-5d; ``qlen`` here counts the packets left besides the one leaving);
 * dequeue (Figure 3, with the overload rules of Section 4.2.2 / A.2): an L packet is
   marked with ``p_L = max(laqm(qdelay_L), p_CL)``, or — when ``p_CL`` saturates at 1 —
   dropped with ``p_C``; a Classic packet is dropped (Not-ECT) or marked (ECT) with ``p_C``,
@@ -123,9 +124,13 @@ def laqm(c: ReferenceParams, qdelay: float) -> float:
     return 0.0
 
 
-def l4s_probability(c: ReferenceParams, p: float, qdelay_l: float) -> float:
-    """p_L = max(p'_L, p_CL): the probability an L packet leaving now is marked."""
-    return max(laqm(c, qdelay_l), coupled_probability(c, p))
+def l4s_probability(c: ReferenceParams, p: float, qdelay_l: float, qlen: int) -> float:
+    """p_L = max(p'_L, p_CL): the probability an L packet leaving now is marked.
+
+    Th_len gates the native term only; the coupled p_CL applies at any queue length.
+    """
+    native = laqm(c, qdelay_l) if qlen >= c.th_len else 0.0
+    return max(native, coupled_probability(c, p))
 
 
 def classic_outcome(c: ReferenceParams, p: float, ecn: int) -> dict[str, float]:
@@ -142,8 +147,6 @@ def classic_outcome(c: ReferenceParams, p: float, ecn: int) -> dict[str, float]:
 
 def l4s_outcome(c: ReferenceParams, p: float, qdelay_l: float, qlen: int) -> dict[str, float]:
     """Probabilities of pass / mark / drop for an L packet leaving."""
-    if qlen < c.th_len:
-        return {"pass": 1.0, "mark": 0.0, "drop": 0.0}
     drop = classic_probability(p) if coupled_probability(c, p) >= 1.0 else 0.0
-    mark = (1 - drop) * l4s_probability(c, p, qdelay_l)
+    mark = (1 - drop) * l4s_probability(c, p, qdelay_l, qlen)
     return {"pass": 1 - drop - mark, "mark": mark, "drop": drop}

@@ -114,13 +114,14 @@ class Expander:
 
     def __init__(self, loader: Loader, report: Report, service: str,
                  topology: I.Topology | None, validated: dict[str, bool],
-                 memo: dict[tuple, _Bound]) -> None:
+                 memo: dict[tuple, _Bound], expanded: set[str] | None = None) -> None:
         self.loader = loader
         self.report = report
         self.service = service
         self.topology = topology
         self.validated = validated
         self.memo = memo
+        self.expanded = expanded if expanded is not None else set()  # composites seen
         self.instances: list[I.FunctionInstance] = []
 
     def expand(self, inv: A.Invocation, ev: Evaluator, stack: tuple[_Call, ...] = (),
@@ -153,6 +154,7 @@ class Expander:
         decl = b.decl
         span = outer_span or inv.span
         if decl.body is not None:
+            self.expanded.add(b.qualname)
             inner = Evaluator(self.report, b.module.scope.child(
                 {**bound.params, **self._node_bindings()}))
             ok = True
@@ -383,3 +385,33 @@ def _names_in(e: A.Expr) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+
+
+def check_unexpanded_composite(fb: FunctionBinding, report: Report,
+                               cycles: set[frozenset[str]]) -> None:
+    """Name resolution and recursion of a composite function no service calls.
+
+    Expansion checks a composite's chain with its arguments; one that is never called would
+    otherwise go unchecked, unknown names and infinite recursion included (E0406, once
+    per cycle: ``cycles`` holds those reported).
+    """
+
+    def visit(b: FunctionBinding, stack: tuple[str, ...], seen: set[str]) -> None:
+        ev = Evaluator(report, b.module.scope)
+        for step in b.decl.body.steps:
+            callee = ev.resolve(step.func, step, what="function")
+            if not isinstance(callee, FunctionBinding) or callee.decl.body is None:
+                continue
+            if callee.qualname in stack:
+                cycle = stack[stack.index(callee.qualname):]
+                if frozenset(cycle) in cycles:  # found already, from another of its members
+                    continue
+                cycles.add(frozenset(cycle))
+                chain = " → ".join([*cycle, callee.qualname])
+                report(error("E0406", f"composite function calls itself: {chain}", step.span,
+                             "a chain must be finite"))
+            elif callee.qualname not in seen:
+                seen.add(callee.qualname)
+                visit(callee, (*stack, callee.qualname), seen)
+
+    visit(fb, (fb.qualname,), {fb.qualname})

@@ -17,7 +17,7 @@ from ..diagnostics import Diagnostic, error, has_errors
 from ..ir import _ir as I
 from ..lang import _ast as A
 from .evaluate import Evaluator, did_you_mean
-from .functions import Expander, validate_declaration
+from .functions import Expander, check_unexpanded_composite, validate_declaration
 from .modules import Loader
 from .scope import FunctionBinding, TopologyBinding
 from .services import check_service, check_shared_egress
@@ -64,6 +64,7 @@ def _check_module(module: A.Module, search_paths: Sequence[Path],
 
     validated: dict[str, bool] = {}
     memo: dict = {}  # function instantiations by argument values, shared by all services
+    expanded: set[str] = set()  # composite functions some service called
     declared: list[I.Topology] = []
     services: list[I.Service] = []
     names: dict[str, A.ServiceDecl] = {}
@@ -96,13 +97,20 @@ def _check_module(module: A.Module, search_paths: Sequence[Path],
             topo = topology_of(b)
             if topo is None:
                 continue
-            expander = Expander(loader, report, item.name, topo, validated, memo)
+            expander = Expander(loader, report, item.name, topo, validated, memo, expanded)
             svc = check_service(item, topo, ev, expander, report)
             if svc is not None:
                 services.append(svc)
                 if topo not in declared:
                     declared.append(topo)
     check_shared_egress(services, report)
+    cycles: set[frozenset[str]] = set()
+    for item in module.items:
+        if isinstance(item, A.FunctionDecl) and item.body is not None:
+            b = main.scope.lookup(item.name)
+            if isinstance(b, FunctionBinding) and b.decl is item and \
+                    validated.get(b.qualname) and b.qualname not in expanded:
+                check_unexpanded_composite(b, report, cycles)
     ordered = tuple(sorted(diagnostics, key=_position))
     if has_errors(ordered):
         return CheckResult(None, ordered, sources)

@@ -22,6 +22,7 @@ from lark.exceptions import (
     UnexpectedToken,
 )
 
+from .._cache import lark_cache
 from .._perf import gc_paused
 from ..diagnostics import Diagnostic, Span, error
 from ..units import QUANTITY_RE
@@ -48,7 +49,7 @@ def _lark() -> tuple[Lark, str]:
     """The parser, and which engine runs it: ``lark-cython`` (the `fast` extra) or ``lark``."""
     grammar = files(__package__).joinpath("mosaico.lark").read_text(encoding="utf-8")
     options = dict(parser="lalr", lexer="contextual", propagate_positions=True,
-                   maybe_placeholders=True)
+                   maybe_placeholders=True, cache=lark_cache("mosaico-grammar"))
     try:  # Lark's LALR parser and lexer compiled with Cython: same results, faster
         import lark_cython
     except ImportError:

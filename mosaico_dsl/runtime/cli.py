@@ -30,8 +30,8 @@ def _options(require_build: bool) -> Callable:
                            type=click.Path(file_okay=False)),
             click.option("--target", "-t", "targets", multiple=True,
                          type=click.Choice(TARGETS),
-                         help="Target kinds to act on (repeatable; default: local for "
-                              "deploy/plan, every recorded one for status/destroy)."),
+                         help="Target kinds to act on (repeatable; default: every kind "
+                              "recorded in the state store, or local if none is)."),
             click.option("--address", "addresses", multiple=True, metavar="SWITCH=HOST:PORT",
                          help="Override a switch's P4Runtime address (repeatable)."),
             click.option("--state", "state", type=click.Path(dir_okay=False),

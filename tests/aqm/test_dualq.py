@@ -170,19 +170,19 @@ def test_sampled_classic_rate_is_p_squared():
 
 def test_l4s_ramp_and_coupling():
     s = D.DualQState(p=0)
-    assert D.l4s_probability(C, 0, 800) == 0
-    assert D.l4s_probability(C, 0, 1200) == D.MAX_PROB
-    mid = D.l4s_probability(C, 0, 1000)
+    assert D.l4s_probability(C, 0, 800, 3) == 0
+    assert D.l4s_probability(C, 0, 1200, 3) == D.MAX_PROB
+    mid = D.l4s_probability(C, 0, 1000, 3)
     assert abs(mid / D.PROB_ONE - 0.5) < 1e-3
-    assert D.l4s_probability(C, 1 << 28, 0) == 1 << 29  # k·p' with k = 2
+    assert D.l4s_probability(C, 1 << 28, 0, 3) == 1 << 29  # k·p' with k = 2
     assert D.l4s_verdict(C, s, 1200, 3, 0, 0, D.MAX_PROB) is D.Verdict.MARK  # certain
     assert D.l4s_verdict(C, s, 700, 3, 0, 0, 0) is D.Verdict.PASS  # p_L = 0
 
 
 def test_step_mode():
     c = D.DualQConstants.from_args(_args(l4s_mode="step", l4s_min_th=Time(1_000_000)))
-    assert D.l4s_probability(c, 0, 999) == 0
-    assert D.l4s_probability(c, 0, 1000) == D.MAX_PROB
+    assert D.l4s_probability(c, 0, 999, 3) == 0
+    assert D.l4s_probability(c, 0, 1000, 3) == D.MAX_PROB
 
 
 def test_l4s_overload_drops_with_p_squared():
@@ -193,12 +193,15 @@ def test_l4s_overload_drops_with_p_squared():
     assert D.l4s_verdict(C, below, 0, 3, 0, 0, 0) is D.Verdict.MARK
 
 
-@given(st.integers(0, D.MAX_PROB), st.integers(0, 100_000), st.integers(0, 3))
-def test_nothing_happens_below_th_len(p, qdelay, ecn):
+@given(st.integers(0, D.MAX_PROB), st.integers(0, 100_000), st.integers(0, 2))
+def test_below_th_len_only_the_native_ramp_is_off(p, qdelay, qlen):
+    """RFC 9332 A.1 lines 5a-5d: p'_L = 0 below Th_len; p_CL and overload still apply."""
     c = D.DualQConstants.from_args(_args(th_len=3))
-    s = D.DualQState(p=p)
-    assert D.classic_verdict(c, s, ecn & 2, 2, 0, 0) is D.Verdict.PASS
-    assert D.l4s_verdict(c, s, qdelay, 2, 0, 0, 0) is D.Verdict.PASS
+    assert D.l4s_native(c, qdelay, qlen) == 0
+    assert D.l4s_probability(c, p, qdelay, qlen) == min(D.coupled_probability(c, p),
+                                                        D.MAX_PROB)
+    assert D.l4s_native(c, qdelay, 3) == D.l4s_native(C, qdelay, 1)
+    assert D.classic_verdict(c, D.DualQState(p=p), 0, qlen, 0, 0) is D.Verdict.PASS
 
 
 # ------------------------------------------------------------------ the dequeue step

@@ -144,10 +144,11 @@ def test_coupled_and_native_probabilities_match(config):
         assert abs(pcl_int - R.coupled_probability(ref, p)) <= abs(k_int - ref.k) * p + 2 / P32
         for q in [0, 400, 799, 800, 801, 900, 1000, 1100, 1199, 1200, 1201, 5000]:
             native_err = c.ramp.relative_error if not c.step else 0.0
-            got = D.l4s_probability(c, p_u32, q) / P32
-            want = R.l4s_probability(ref, p, q / 1e6)
-            assert abs(got - want) <= native_err * want + abs(k_int - ref.k) * p + 2 / P32, \
-                (p_u32, q, got, want)
+            for qlen in (0, ref.th_len - 1, ref.th_len, 10):
+                got = D.l4s_probability(c, p_u32, q, qlen) / P32
+                want = R.l4s_probability(ref, p, q / 1e6, qlen)
+                assert abs(got - want) <= native_err * want + abs(k_int - ref.k) * p + 2 / P32, \
+                    (p_u32, q, qlen, got, want)
 
 
 @given(st.integers(0, D.MAX_PROB))
@@ -184,7 +185,7 @@ def test_classic_verdicts_have_the_reference_probabilities(p, ecn):
     ref = R.ReferenceParams.from_args(args)
     s = D.DualQState(p=round(p * P32))
     n = 20_000
-    got = _sample(lambda r1, r2, r3: D.classic_verdict(c, s, ecn, 3, r1, r2), n, Random(1))
+    got = _sample(lambda r1, r2, r3: D.classic_verdict(c, s, ecn, 5, r1, r2), n, Random(1))
     want = R.classic_outcome(ref, s.p / P32, ecn)
     for k in ("pass", "mark", "drop"):
         sigma = math.sqrt(max(want[k] * (1 - want[k]), 1e-9) / n)
@@ -208,17 +209,31 @@ def test_l4s_verdicts_have_the_reference_probabilities(p, qdelay_us):
         assert abs(got[k] - want[k]) <= 5 * sigma + 1e-6, (k, got, want)
 
 
-def test_th_len_suppresses_l4s_marking_in_both():
-    """Below Th_len packets nothing is marked, whatever the probabilities say."""
+@pytest.mark.parametrize("qlen", [0, 1, 2])
+def test_th_len_suppresses_only_the_native_ramp_in_both(qlen):
+    """RFC 9332 A.1 lines 5a-5d: below Th_len p'_L = 0, but p_L = max(p'_L, p_CL) still
+    marks with the coupled k·p' — a short L queue must not escape the coupling."""
     args = _args(th_len=3)
     c = D.DualQConstants.from_args(args)
     ref = R.ReferenceParams.from_args(args)
-    s = D.DualQState(p=round(0.3 * P32))
-    assert R.l4s_outcome(ref, 0.3, 0.005, 2)["mark"] == 0.0
-    assert all(D.l4s_verdict(c, s, 5000, 2, r, r, r) is D.Verdict.PASS
-               for r in (0, 2**31, D.MAX_PROB))
+    s = D.DualQState(p=round(0.3 * P32))  # k·p' = 0.6; the 5 ms L delay alone would say 1
+    assert R.l4s_outcome(ref, 0.3, 0.005, qlen)["mark"] == pytest.approx(0.6)
+    p_cl = D.coupled_probability(c, s.p)
+    assert D.l4s_verdict(c, s, 5000, qlen, D.MAX_PROB, D.MAX_PROB, p_cl - 1) is D.Verdict.MARK
+    assert D.l4s_verdict(c, s, 5000, qlen, D.MAX_PROB, D.MAX_PROB, p_cl) is D.Verdict.PASS
     assert R.l4s_outcome(ref, 0.3, 0.005, 3)["mark"] == 1.0
     assert D.l4s_verdict(c, s, 5000, 3, D.MAX_PROB, D.MAX_PROB, D.MAX_PROB) is D.Verdict.MARK
+
+
+def test_th_len_does_not_gate_the_overload_drop_but_spares_a_lone_classic_packet():
+    """The RFC's L overload drop has no floor; the Classic floor is the model's own
+    (docs/l4s.md item 10), so the reference is compared to it only at qlen ≥ Th_len."""
+    c = D.DualQConstants.from_args(_args(th_len=3))
+    hot = D.DualQState(p=1 << 31)  # k·p' = 1: overload
+    assert D.l4s_verdict(c, hot, 0, 0, 0, 0, D.MAX_PROB) is D.Verdict.DROP
+    warm = D.DualQState(p=1 << 30)
+    assert D.classic_verdict(c, warm, D.ECN_NOT_ECT, 2, 0, 0) is D.Verdict.PASS
+    assert D.classic_verdict(c, warm, D.ECN_NOT_ECT, 3, 0, 0) is D.Verdict.DROP
 
 
 @pytest.mark.parametrize("idle", range(1, D.MAX_FOLDED + 2))

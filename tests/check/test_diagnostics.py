@@ -210,3 +210,22 @@ def test_an_out_of_range_argument_is_reported_once_not_again_inside_the_stdlib()
     (d,) = [d for d in diagnose(service(
         "chain { std.l4s.DualQ(classic_target: 10ns) -> Forward(to: server) }")) if d.is_error]
     assert d.code == "E0304" and d.span.file == "case.mosaico"
+
+
+def test_a_composite_no_service_calls_is_still_checked():
+    """Unknown names and recursion (here mutual: one error per cycle) in an unused
+    composite are errors too."""
+    text = service(OK_CHAIN, "function A() { chain { B() } }\n"
+                             "function B() { chain { A() } }\n"
+                             "function C() { chain { sec.Blocklst() } }\n")
+    errors = [d for d in diagnose(text) if d.is_error]
+    assert [(d.code, d.message) for d in errors] == [
+        ("E0406", "composite function calls itself: __main__.A → __main__.B → __main__.A"),
+        ("E0205", "`sec` has no function `Blocklst`"),
+    ]
+
+
+def test_a_recursive_composite_a_service_calls_is_reported_once():
+    text = service("chain { Loop() -> Forward(to: server) }",
+                   "function Loop() { chain { Loop() } }\n")
+    assert [d.code for d in diagnose(text) if d.is_error] == ["E0406"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from ipaddress import IPv4Address
 
@@ -291,3 +292,28 @@ def test_deep_nesting_is_a_diagnostic_not_a_crash():
     assert [d.code for d in ds] == ["E0105"]
     assert ok("const A = " + "[" * 20 + "1" + "]" * 20)
     assert ok("const A = " + "(" * depth + "1" + ")" * depth)  # parentheses add no depth
+
+
+def test_the_grammar_cache_is_only_an_optimisation(tmp_path):
+    """Lark's analysed grammar is pickled under $XDG_CACHE_HOME/mosaico; a missing, stale or
+    corrupt cache file must give the same parse (in fresh processes: the parser is built
+    once per process)."""
+    import subprocess
+    import sys
+
+    code = ("import mosaico_dsl as mo; p = mo.check('const A = 1\\n'); "
+            "print(repr(p))")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+
+    def run() -> str:
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    first = run()  # builds and writes the cache
+    cache = tmp_path / "mosaico" / "mosaico-grammar.lark-cache"
+    assert cache.is_file()
+    assert run() == first  # loads it
+    cache.write_bytes(b"not a pickle\n\x00\x01")
+    assert run() == first  # ignores a corrupt one

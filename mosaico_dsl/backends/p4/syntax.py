@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 
 import lark
 
+from ..._cache import lark_cache
+
 __all__ = ["P4SyntaxError", "Preprocessed", "preprocess", "parse", "check_source",
            "check_file"]
 
@@ -119,7 +121,7 @@ def preprocess(main: str, files: Mapping[str, str]) -> Preprocessed:
 def _parser() -> lark.Lark:
     grammar = (Path(__file__).parent / "p4.lark").read_text(encoding="utf-8")
     return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                     maybe_placeholders=False)
+                     maybe_placeholders=False, cache=lark_cache("p4-grammar"))
 
 
 def _located(e: Exception, pre: Preprocessed) -> P4SyntaxError:

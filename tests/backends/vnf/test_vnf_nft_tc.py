@@ -116,3 +116,16 @@ def test_fifo_is_a_pfifo_sized_from_the_buffer(tmp_path: Path) -> None:
     log = (tmp_path / "tc.log").read_text()
     # 50 ms at the 100 Mb/s bottleneck towards `api` in 1500-byte packets: 417 packets.
     assert "rate 100000000bit" in log and "pfifo limit 417" in log
+
+
+def test_tc_echo_prints_every_command_the_script_would_run(tmp_path: Path) -> None:
+    """The documented dry run: with TC=echo each tc command appears on stdout, the dualpi2
+    one included (its output is captured to explain a fallback)."""
+    script = _flagship_tc(tmp_path)
+    proc = _run_tc(script, Path("echo"), "web_ll-2-dualq", "p0")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "qdisc replace dev p0 root handle 1: htb default 1"
+    assert any(line.startswith("qdisc replace dev p0 parent 1:1 handle 10: dualpi2 ")
+               for line in lines), lines
+    assert lines[-1] == "mosaico-tc: web_ll-2-dualq p0 dualpi2"

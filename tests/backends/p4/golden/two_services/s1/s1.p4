@@ -282,7 +282,7 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
             bit<32> index = (port << 1) | (bit<32>)meta.mosaico.l4s;
             bit<48> now = standard_metadata.egress_global_timestamp;
             bit<32> qdelay = standard_metadata.deq_timedelta;
-            bit<32> qlen = (bit<32>)standard_metadata.deq_qdepth;
+            bit<32> qlen = (bit<32>)standard_metadata.deq_qdepth;  // packets left behind it (docs/l4s.md: Th_len)
             bit<32> p;
             bit<48> last_update;
             bit<32> qdelay_c;
@@ -364,22 +364,24 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
             random(r2, 32w0, PROB_MAX);
             random(r3, 32w0, PROB_MAX);
             bit<2> verdict = DUALQ_PASS;
-            if (qlen >= 32w1) {
-                if (meta.mosaico.l4s == 1w0) {
-                    if (r1 < p && r2 < p) {
-                        if (hdr.ipv4.ecn == 2w0 || p >= 32w2147483648) {
-                            verdict = DUALQ_DROP;
-                        } else {
-                            verdict = DUALQ_MARK;
-                        }
-                    }
-                } else {
-                    bit<64> p64 = (bit<64>)p;
-                    bit<64> p_cl = ((p64 << 5)) >> 4;
-                    if (p_cl >= 64w0x100000000 && r1 < p && r2 < p) {
+            if (meta.mosaico.l4s == 1w0) {
+                // not for a lone Classic packet (docs/l4s.md item 10: Linux-like, not in RFC 9332)
+                if (qlen >= 32w1 && r1 < p && r2 < p) {
+                    if (hdr.ipv4.ecn == 2w0 || p >= 32w2147483648) {
                         verdict = DUALQ_DROP;
                     } else {
-                        bit<32> p_l = 32w0;
+                        verdict = DUALQ_MARK;
+                    }
+                }
+            } else {
+                bit<64> p64 = (bit<64>)p;
+                bit<64> p_cl = ((p64 << 5)) >> 4;
+                if (p_cl >= 64w0x100000000 && r1 < p && r2 < p) {
+                    verdict = DUALQ_DROP;
+                } else {
+                    // native L4S AQM p'_L, only while at least Th_len other packets wait
+                    bit<32> p_l = 32w0;
+                    if (qlen >= 32w1) {
                         if (qdelay >= 32w1200) {
                             p_l = PROB_MAX;
                         } else if (qdelay > 32w800) {
@@ -391,14 +393,15 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
                                 p_l = (bit<32>)ramp;
                             }
                         }
-                        if (p_cl >= (bit<64>)PROB_MAX) {
-                            p_l = PROB_MAX;
-                        } else if ((bit<32>)p_cl > p_l) {
-                            p_l = (bit<32>)p_cl;
-                        }
-                        if (p_l == PROB_MAX || r3 < p_l) {
-                            verdict = DUALQ_MARK;
-                        }
+                    }
+                    // p_L = max(p'_L, p_CL)
+                    if (p_cl >= (bit<64>)PROB_MAX) {
+                        p_l = PROB_MAX;
+                    } else if ((bit<32>)p_cl > p_l) {
+                        p_l = (bit<32>)p_cl;
+                    }
+                    if (p_l == PROB_MAX || r3 < p_l) {
+                        verdict = DUALQ_MARK;
                     }
                 }
             }

@@ -67,6 +67,7 @@ web_ll-2-dualq)
 		limit 250 target 15000us tupdate 15000us \
 		alpha 0.15 beta 3 coupling_factor 2 \
 		step_thresh 1000us min_qlen_step 1 2>&1); then
+		[ -z "$why" ] || printf '%s\n' "$why"  # tc's own output (TC=echo: the command)
 		done_with dualpi2
 	fi
 	fallback "$PARENT" 250 15000us 100000us 1000us

@@ -67,6 +67,7 @@ web_ll-1-dualq)
 		limit 417 target 10000us tupdate 10000us \
 		alpha 0.277778 beta 5 coupling_factor 2 \
 		step_thresh 1000us min_qlen_step 1 2>&1); then
+		[ -z "$why" ] || printf '%s\n' "$why"  # tc's own output (TC=echo: the command)
 		done_with dualpi2
 	fi
 	fallback "$PARENT" 417 10000us 60000us 1000us
