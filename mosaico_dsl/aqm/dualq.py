@@ -14,15 +14,17 @@ Representation (matching v1model):
 * probabilities are 32-bit fixed point: ``P = round(p · 2^32)`` clamped to ``MAX_PROB``;
 * the PI gains alpha and beta (Hz) are pre-scaled to ``Δp' per µs of delay`` in 2^-32 units
   and written as a few signed powers of two, so the update is shifts and adds only;
-* the update runs lazily when a packet leaves and ``now − last_update ≥ Tupdate``; up to
-  ``MAX_FOLDED`` missed (idle) intervals are folded in as compile-time constants;
+* the update runs lazily when a packet leaves and ``now − last_update ≥ Tupdate``; any
+  number n of missed (idle) intervals is folded in exactly by writing n in binary against
+  compile-time constants ``Tupdate << j`` / ``(α·target) << j`` (:func:`idle_fold`);
 * p'² uses two independent 32-bit random draws: ``r1 < P and r2 < P``;
 * :func:`dequeue` is the whole per-packet egress step (sample, lazy update, verdict) in the
   order the P4 egress control runs it.
 
 Widths (the P4 declares exactly these): p' 32 bit; timestamps 48 bit; delays 32 bit; the PI
 increment is accumulated in 64 bit (|Δ| < 2^32 · 2^23 for the largest gains allowed by
-``std.l4s``, so it cannot wrap).
+``std.l4s``, and the idle fold adds less than twice 2^32 plus that, so it cannot wrap); the
+idle fold's remainder is 48 bit, like the timestamps.
 """
 
 from __future__ import annotations
@@ -33,15 +35,15 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
-    "MAX_PROB", "PROB_ONE", "MAX_FOLDED", "Verdict", "ShiftAdd", "DualQConstants",
+    "MAX_PROB", "PROB_ONE", "TIME_BITS", "Verdict", "ShiftAdd", "DualQConstants",
     "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_native", "l4s_probability",
     "coupled_probability", "csd", "dequeue", "is_l4s", "ECN_NOT_ECT", "ECN_ECT1", "ECN_ECT0",
-    "ECN_CE", "GAIN_TERMS",
+    "ECN_CE", "GAIN_TERMS", "idle_fold", "fold_steps",
 ]
 
 PROB_ONE = 1 << 32
 MAX_PROB = PROB_ONE - 1
-MAX_FOLDED = 7  # idle intervals folded into one lazy update (beyond: capped)
+TIME_BITS = 48  # egress_global_timestamp: elapsed times are below 2^48 µs
 GAIN_TERMS = 6  # signed powers of two per constant multiplier (alpha, beta, ramp)
 _US = 1_000_000
 
@@ -108,7 +110,8 @@ class DualQConstants:
     tupdate_us: int
     alpha: ShiftAdd  # 2^-32 units of p' per µs of (qdelay − target), per update
     beta: ShiftAdd  # 2^-32 units of p' per µs of (qdelay − previous qdelay), per update
-    idle_decay: tuple[int, ...]  # p' decrease for 1..MAX_FOLDED extra idle intervals
+    idle_decay: int  # p' decrease per missed (idle) interval: α·(0 − target) negated
+    fold_bits: int  # K: n ≥ 2^K missed intervals take p' to 0 whatever the first update adds
     coupling: ShiftAdd  # k, in 1/2^COUPLING_FRAC units
     step: bool
     min_th_us: int
@@ -130,7 +133,13 @@ class DualQConstants:
         per_us = PROB_ONE / _US
         alpha = ShiftAdd.of(alpha_hz * per_us, GAIN_TERMS)
         beta = ShiftAdd.of(beta_hz * per_us, GAIN_TERMS)
-        decay_one = alpha.value * target  # an idle interval: qdelay 0, so Δ = α·(0 − target)
+        decay = alpha.value * target  # an idle interval: qdelay 0, so Δ = α·(0 − target)
+        # The first update adds at most (α + β)·(2^32 − 1) (delays are bit<32>); K is the
+        # least with 2^K·decay > MAX_PROB + that, so 2^K or more folds always clamp to 0.
+        most_up = (alpha.value + beta.value) * MAX_PROB
+        fold_bits = 0
+        while decay and (decay << fold_bits) <= MAX_PROB + most_up:
+            fold_bits += 1
         range_us = max(1, us(args["l4s_range"]))
         p_cmax = min(1.0 / (k * k), 1.0)
         return cls(
@@ -138,7 +147,8 @@ class DualQConstants:
             tupdate_us=tupdate,
             alpha=alpha,
             beta=beta,
-            idle_decay=tuple(decay_one * m for m in range(1, MAX_FOLDED + 1)),
+            idle_decay=decay,
+            fold_bits=fold_bits,
             coupling=ShiftAdd.of(k * (1 << cls.COUPLING_FRAC)),
             step=args["l4s_mode"] == "step",
             min_th_us=us(args["l4s_min_th"]),
@@ -166,12 +176,46 @@ def _clamp(x: int) -> int:
     return 0 if x < 0 else MAX_PROB if x > MAX_PROB else x
 
 
+def idle_fold(c: DualQConstants, rest_us: int) -> int:
+    """The p' decrease for the n = ⌊rest/Tupdate⌋ missed intervals in ``rest_us``, exactly.
+
+    n·(α·target) by n's binary digits: for j = K−1 … 0, if ``rest ≥ Tupdate << j`` take
+    ``Tupdate << j`` off and add ``decay << j`` — compares, subtracts and adds of
+    compile-time constants (no division, no loop in the P4). If n ≥ 2^K the decrease is
+    ``decay << K``, which already exceeds anything p' plus one update can reach, so the
+    clamped result is the one n·decay gives. Thresholds at or above 2^TIME_BITS µs are
+    never reached by a 48-bit elapsed time and are omitted (as in the P4).
+    """
+    steps = fold_steps(c)
+    if steps and steps[0][0] == c.fold_bits:
+        if rest_us >= steps[0][1]:
+            return steps[0][2]
+        steps = steps[1:]
+    down = 0
+    for _, threshold, decrease in steps:
+        if rest_us >= threshold:
+            rest_us -= threshold
+            down += decrease
+    return down
+
+
+def fold_steps(c: DualQConstants) -> tuple[tuple[int, int, int], ...]:
+    """(j, Tupdate << j, decay << j) for j = K … 0, without thresholds ≥ 2^TIME_BITS µs.
+
+    j = K is the saturating step (n ≥ 2^K), the others are n's binary digits; the P4
+    template prints exactly these constants.
+    """
+    return tuple((j, c.tupdate_us << j, c.idle_decay << j)
+                 for j in range(c.fold_bits, -1, -1) if c.tupdate_us << j < 1 << TIME_BITS)
+
+
 def pi_update(c: DualQConstants, s: DualQState, now_us: int) -> DualQState:
     """The lazy PI2 update: runs when ``now − last_update ≥ Tupdate``, else returns ``s``.
 
     The Classic delay used is the latest sample, or 0 if no Classic packet left during the
-    last Tupdate (the Classic queue is then empty). Missed intervals beyond the first each
-    add the idle decay α·(0 − target); more than MAX_FOLDED are capped.
+    last Tupdate (the Classic queue is then empty). Each missed interval beyond the first
+    adds the idle decay α·(0 − target): ⌊elapsed/Tupdate⌋ − 1 of them, any number
+    (:func:`idle_fold`). The next interval starts now (docs/l4s.md item 7).
     """
     elapsed = now_us - s.last_update_us
     if elapsed < c.tupdate_us:
@@ -182,13 +226,7 @@ def pi_update(c: DualQConstants, s: DualQState, now_us: int) -> DualQState:
         delta += c.beta(q - s.qdelay_c_prev_us)
     else:
         delta -= c.beta(s.qdelay_c_prev_us - q)
-    # elapsed >= m·Tupdate for m = 2..MAX_FOLDED+1: compare against constants, no division.
-    missed = 0
-    for m in range(2, MAX_FOLDED + 2):
-        if elapsed >= m * c.tupdate_us:
-            missed = m - 1
-    if missed:
-        delta -= c.idle_decay[missed - 1]
+    delta -= idle_fold(c, elapsed - c.tupdate_us)
     return replace(s, p=_clamp(s.p + delta), last_update_us=now_us, qdelay_c_prev_us=q)
 
 

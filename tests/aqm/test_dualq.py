@@ -66,7 +66,10 @@ def test_reference_constants():
     assert C.coupling.value == 32 and C.coupling.terms == ((1, 5),)  # k·16: one shift
     assert C.classic_ect_drop_p == 1 << 31  # p_C ≥ p_Cmax = 1/4  ⇔  p' ≥ 1/2
     assert (C.target_us, C.tupdate_us, C.min_th_us, C.range_us) == (15000, 15000, 800, 400)
-    assert C.idle_decay == tuple(C.alpha.value * 15000 * m for m in range(1, D.MAX_FOLDED + 1))
+    assert C.idle_decay == C.alpha.value * 15000
+    # K: the least with 2^K·α·target above p' = 1 plus the largest first-update rise
+    most = D.MAX_PROB + (C.alpha.value + C.beta.value) * D.MAX_PROB
+    assert C.idle_decay << C.fold_bits > most >= C.idle_decay << (C.fold_bits - 1)
 
 
 def test_ect_drop_threshold_follows_coupling():
@@ -94,17 +97,35 @@ def test_update_uses_fresh_sample_only():
     assert stale.p == 0 and stale.qdelay_c_prev_us == 0
 
 
-@given(st.integers(0, 3 * D.MAX_FOLDED))
-def test_missed_intervals_are_folded_and_capped(m):
-    """Idle for m·Tupdate: one update plus min(m − 1, MAX_FOLDED) folded idle intervals."""
+@given(st.integers(0, 1 << 26), st.integers(0, C.tupdate_us - 1))
+def test_missed_intervals_are_all_folded_exactly(m, phase):
+    """Idle for m·Tupdate (+ less than one more): one update plus m − 1 idle intervals,
+    for any m — ⌊elapsed/Tupdate⌋ − 1 of α·target, saturating only at p' = 0."""
     start = D.MAX_PROB // 2
     s = D.DualQState(p=start, last_update_us=1_000_000, qdelay_c_seen_us=0)
-    now = 1_000_000 + max(1, m) * C.tupdate_us
+    now = 1_000_000 + max(1, m) * C.tupdate_us + phase
     out = D.pi_update(C, s, now)
-    folded = min(max(1, m) - 1, D.MAX_FOLDED)
-    expected = start - C.alpha(C.target_us) - C.alpha.value * C.target_us * folded
+    expected = start - C.alpha(C.target_us) - C.alpha.value * C.target_us * (max(1, m) - 1)
     assert out.p == max(0, expected)
-    assert out.last_update_us == now
+    assert out.last_update_us == now  # the next interval starts now (docs/l4s.md item 7)
+
+
+@given(st.integers(0, (1 << 48) - 1), st.sampled_from([1, 7, 1000, 15_000, 123_457, 1 << 30]),
+       st.floats(0.0, 10.0), st.integers(0, 100_000))
+def test_idle_fold_is_n_times_the_decay_or_saturates(rest, tupdate, alpha, target):
+    """The binary decomposition equals n·decay below 2^K intervals; from 2^K on it is at
+    least 2^K·decay, more than p' plus any first-update rise — so clamping gives n·decay."""
+    c = D.DualQConstants.from_args(_args(tupdate=Time(tupdate * 1000), alpha=alpha,
+                                         classic_target=Time(target * 1000)))
+    n = rest // c.tupdate_us
+    fold = D.idle_fold(c, rest)
+    if n < 1 << c.fold_bits:
+        assert fold == n * c.idle_decay
+    else:
+        assert fold == c.idle_decay << c.fold_bits
+        most = D.MAX_PROB + (c.alpha.value + c.beta.value) * D.MAX_PROB
+        assert fold > most or c.idle_decay == 0
+    assert fold < 1 << 63  # the P4's bit<64> accumulator cannot wrap
 
 
 @given(st.integers(0, D.MAX_PROB), st.integers(0, 1 << 24), st.integers(0, 1 << 24))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-from ...aqm.dualq import MAX_FOLDED, DualQConstants
+from ...aqm.dualq import DualQConstants, fold_steps
 from ...diagnostics import Diagnostic, Note, error
 from ...ir import _ir as I
 from ...ir.graph import shortest_path
@@ -116,11 +116,18 @@ class DualQUnit:
         return next(c for c in self.counters if c.name == f"{self.prefix}_{role}")
 
     @property
+    def fold_saturate(self) -> tuple[int, int] | None:
+        """(Tupdate << K, decay << K): n ≥ 2^K missed intervals, which clamp p' to 0."""
+        steps = fold_steps(self.constants)
+        if steps and steps[0][0] == self.constants.fold_bits:
+            return steps[0][1], steps[0][2]
+        return None
+
+    @property
     def folds(self) -> tuple[tuple[int, int], ...]:
-        """(elapsed threshold m·Tupdate, p' decrease) for m = MAX_FOLDED+1 down to 2."""
-        k = self.constants
-        return tuple((m * k.tupdate_us, k.idle_decay[m - 2])
-                     for m in range(MAX_FOLDED + 1, 1, -1))
+        """(Tupdate << j, decay << j) for j = K−1 … 0: the binary digits of n missed intervals."""
+        return tuple((t, d) for j, t, d in fold_steps(self.constants)
+                     if j < self.constants.fold_bits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,8 @@ U32 = st.integers(0, D.MAX_PROB)
 
 @settings(max_examples=100, deadline=None)
 @given(config=st.sampled_from(sorted(CONFIGS)), p=U32, last=st.integers(0, 1 << 40),
-       gap=st.integers(0, 200_000), seen_back=st.integers(0, 100_000),
+       gap=st.one_of(st.integers(0, 200_000), st.integers(0, 10_000_000),
+                     st.integers(0, 1 << 40)), seen_back=st.integers(0, 100_000),
        qc=st.integers(0, 1 << 20), qprev=st.integers(0, 1 << 20), ql=st.integers(0, 1 << 20),
        l4s=st.booleans(), ecn_bit=st.booleans(), qdelay=st.integers(0, 1 << 21),
        qlen=st.integers(0, 40), r1=U32, r2=U32, r3=U32)
@@ -144,6 +145,32 @@ def test_a_long_trace_stays_identical(config):
                                    r2=draws[1], r3=draws[2])
         assert after == state, f"packet {i}"
         assert vm.dropped == (verdict is D.Verdict.DROP), f"packet {i}"
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_idle_gaps_of_seconds_fold_exactly_as_the_model(config):
+    """After idle gaps from one Tupdate to several seconds (and past the saturating 2^K
+    intervals) the P4's binary fold leaves the same p' as the model, which is exact."""
+    plan, _ = _setup(config)
+    unit = plan.dualq_units[0]
+    c = unit.constants
+    assert unit.fold_saturate is not None and len(unit.folds) == c.fold_bits
+    gaps = sorted({g * c.tupdate_us + phase for g in (*range(1, 40), 66, 100, 255, 256, 600,
+                                                        1000, 4095, 4096)
+                   for phase in (0, c.tupdate_us - 1)}
+                  | {5_000_000, 9_999_999, unit.fold_saturate[0] + c.tupdate_us - 1,
+                     unit.fold_saturate[0] + c.tupdate_us})
+    last = 7_000_000
+    for p in (D.MAX_PROB, D.MAX_PROB // 3, 1 << 20):
+        for gap in gaps:
+            state = D.DualQState(p, last, 0, 0, 0, 0)
+            *_, after, _, _ = _run(config, state, port=2, now=last + gap, l4s=True, qdelay=0,
+                                   ecn=1, qlen=0, draws=[D.MAX_PROB] * 3)
+            expected, _ = D.dequeue(c, state, now_us=last + gap, l4s=True, qdelay_us=0, ecn=1,
+                                    qlen=0, r1=D.MAX_PROB, r2=D.MAX_PROB, r3=D.MAX_PROB)
+            assert after == expected, gap
+            n = gap // c.tupdate_us - 1
+            assert after.p == max(0, p - c.alpha(c.target_us) - n * c.idle_decay), gap
 
 
 @pytest.mark.parametrize("before,after", [

@@ -262,21 +262,103 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
                     bit<64> d = (bit<64>)(qdelay_c_prev - q);
                     down = down + ((d << 14) - (d << 12) + (d << 9) + (d << 6) + (d << 4) + (d << 2));
                 }
-                // idle intervals folded in: each adds alpha (0 - target)
-                if (elapsed >= 48w120000) {
-                    down = down + 64w67620000;
-                } else if (elapsed >= 48w105000) {
-                    down = down + 64w57960000;
-                } else if (elapsed >= 48w90000) {
-                    down = down + 64w48300000;
-                } else if (elapsed >= 48w75000) {
-                    down = down + 64w38640000;
-                } else if (elapsed >= 48w60000) {
-                    down = down + 64w28980000;
-                } else if (elapsed >= 48w45000) {
-                    down = down + 64w19320000;
-                } else if (elapsed >= 48w30000) {
-                    down = down + 64w9660000;
+                // n = (elapsed - Tupdate) / Tupdate missed (idle) intervals, each alpha (0 - target):
+                // n in binary against Tupdate << j, adding (alpha target) << j (docs/l4s.md item 9)
+                bit<48> rest = elapsed - 48w15000;
+                if (rest >= 48w125829120000) {
+                    down = down + 64w81033953280000;  // n >= 2^23: more than p' plus any rise
+                } else {
+                    if (rest >= 48w62914560000) {
+                        rest = rest - 48w62914560000;
+                        down = down + 64w40516976640000;
+                    }
+                    if (rest >= 48w31457280000) {
+                        rest = rest - 48w31457280000;
+                        down = down + 64w20258488320000;
+                    }
+                    if (rest >= 48w15728640000) {
+                        rest = rest - 48w15728640000;
+                        down = down + 64w10129244160000;
+                    }
+                    if (rest >= 48w7864320000) {
+                        rest = rest - 48w7864320000;
+                        down = down + 64w5064622080000;
+                    }
+                    if (rest >= 48w3932160000) {
+                        rest = rest - 48w3932160000;
+                        down = down + 64w2532311040000;
+                    }
+                    if (rest >= 48w1966080000) {
+                        rest = rest - 48w1966080000;
+                        down = down + 64w1266155520000;
+                    }
+                    if (rest >= 48w983040000) {
+                        rest = rest - 48w983040000;
+                        down = down + 64w633077760000;
+                    }
+                    if (rest >= 48w491520000) {
+                        rest = rest - 48w491520000;
+                        down = down + 64w316538880000;
+                    }
+                    if (rest >= 48w245760000) {
+                        rest = rest - 48w245760000;
+                        down = down + 64w158269440000;
+                    }
+                    if (rest >= 48w122880000) {
+                        rest = rest - 48w122880000;
+                        down = down + 64w79134720000;
+                    }
+                    if (rest >= 48w61440000) {
+                        rest = rest - 48w61440000;
+                        down = down + 64w39567360000;
+                    }
+                    if (rest >= 48w30720000) {
+                        rest = rest - 48w30720000;
+                        down = down + 64w19783680000;
+                    }
+                    if (rest >= 48w15360000) {
+                        rest = rest - 48w15360000;
+                        down = down + 64w9891840000;
+                    }
+                    if (rest >= 48w7680000) {
+                        rest = rest - 48w7680000;
+                        down = down + 64w4945920000;
+                    }
+                    if (rest >= 48w3840000) {
+                        rest = rest - 48w3840000;
+                        down = down + 64w2472960000;
+                    }
+                    if (rest >= 48w1920000) {
+                        rest = rest - 48w1920000;
+                        down = down + 64w1236480000;
+                    }
+                    if (rest >= 48w960000) {
+                        rest = rest - 48w960000;
+                        down = down + 64w618240000;
+                    }
+                    if (rest >= 48w480000) {
+                        rest = rest - 48w480000;
+                        down = down + 64w309120000;
+                    }
+                    if (rest >= 48w240000) {
+                        rest = rest - 48w240000;
+                        down = down + 64w154560000;
+                    }
+                    if (rest >= 48w120000) {
+                        rest = rest - 48w120000;
+                        down = down + 64w77280000;
+                    }
+                    if (rest >= 48w60000) {
+                        rest = rest - 48w60000;
+                        down = down + 64w38640000;
+                    }
+                    if (rest >= 48w30000) {
+                        rest = rest - 48w30000;
+                        down = down + 64w19320000;
+                    }
+                    if (rest >= 48w15000) {
+                        down = down + 64w9660000;
+                    }
                 }
                 bit<64> sum = (bit<64>)p + up;
                 if (sum < down) {

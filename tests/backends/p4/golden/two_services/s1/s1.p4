@@ -328,21 +328,103 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
                     bit<64> d = (bit<64>)(qdelay_c_prev - q);
                     down = down + ((d << 14) + (d << 12) + (d << 10) - (d << 5) + (d << 1) + (d << 0));
                 }
-                // idle intervals folded in: each adds alpha (0 - target)
-                if (elapsed >= 48w80000) {
-                    down = down + 64w83510000;
-                } else if (elapsed >= 48w70000) {
-                    down = down + 64w71580000;
-                } else if (elapsed >= 48w60000) {
-                    down = down + 64w59650000;
-                } else if (elapsed >= 48w50000) {
-                    down = down + 64w47720000;
-                } else if (elapsed >= 48w40000) {
-                    down = down + 64w35790000;
-                } else if (elapsed >= 48w30000) {
-                    down = down + 64w23860000;
-                } else if (elapsed >= 48w20000) {
-                    down = down + 64w11930000;
+                // n = (elapsed - Tupdate) / Tupdate missed (idle) intervals, each alpha (0 - target):
+                // n in binary against Tupdate << j, adding (alpha target) << j (docs/l4s.md item 9)
+                bit<48> rest = elapsed - 48w10000;
+                if (rest >= 48w83886080000) {
+                    down = down + 64w100076093440000;  // n >= 2^23: more than p' plus any rise
+                } else {
+                    if (rest >= 48w41943040000) {
+                        rest = rest - 48w41943040000;
+                        down = down + 64w50038046720000;
+                    }
+                    if (rest >= 48w20971520000) {
+                        rest = rest - 48w20971520000;
+                        down = down + 64w25019023360000;
+                    }
+                    if (rest >= 48w10485760000) {
+                        rest = rest - 48w10485760000;
+                        down = down + 64w12509511680000;
+                    }
+                    if (rest >= 48w5242880000) {
+                        rest = rest - 48w5242880000;
+                        down = down + 64w6254755840000;
+                    }
+                    if (rest >= 48w2621440000) {
+                        rest = rest - 48w2621440000;
+                        down = down + 64w3127377920000;
+                    }
+                    if (rest >= 48w1310720000) {
+                        rest = rest - 48w1310720000;
+                        down = down + 64w1563688960000;
+                    }
+                    if (rest >= 48w655360000) {
+                        rest = rest - 48w655360000;
+                        down = down + 64w781844480000;
+                    }
+                    if (rest >= 48w327680000) {
+                        rest = rest - 48w327680000;
+                        down = down + 64w390922240000;
+                    }
+                    if (rest >= 48w163840000) {
+                        rest = rest - 48w163840000;
+                        down = down + 64w195461120000;
+                    }
+                    if (rest >= 48w81920000) {
+                        rest = rest - 48w81920000;
+                        down = down + 64w97730560000;
+                    }
+                    if (rest >= 48w40960000) {
+                        rest = rest - 48w40960000;
+                        down = down + 64w48865280000;
+                    }
+                    if (rest >= 48w20480000) {
+                        rest = rest - 48w20480000;
+                        down = down + 64w24432640000;
+                    }
+                    if (rest >= 48w10240000) {
+                        rest = rest - 48w10240000;
+                        down = down + 64w12216320000;
+                    }
+                    if (rest >= 48w5120000) {
+                        rest = rest - 48w5120000;
+                        down = down + 64w6108160000;
+                    }
+                    if (rest >= 48w2560000) {
+                        rest = rest - 48w2560000;
+                        down = down + 64w3054080000;
+                    }
+                    if (rest >= 48w1280000) {
+                        rest = rest - 48w1280000;
+                        down = down + 64w1527040000;
+                    }
+                    if (rest >= 48w640000) {
+                        rest = rest - 48w640000;
+                        down = down + 64w763520000;
+                    }
+                    if (rest >= 48w320000) {
+                        rest = rest - 48w320000;
+                        down = down + 64w381760000;
+                    }
+                    if (rest >= 48w160000) {
+                        rest = rest - 48w160000;
+                        down = down + 64w190880000;
+                    }
+                    if (rest >= 48w80000) {
+                        rest = rest - 48w80000;
+                        down = down + 64w95440000;
+                    }
+                    if (rest >= 48w40000) {
+                        rest = rest - 48w40000;
+                        down = down + 64w47720000;
+                    }
+                    if (rest >= 48w20000) {
+                        rest = rest - 48w20000;
+                        down = down + 64w23860000;
+                    }
+                    if (rest >= 48w10000) {
+                        down = down + 64w11930000;
+                    }
                 }
                 bit<64> sum = (bit<64>)p + up;
                 if (sum < down) {
