@@ -51,3 +51,21 @@ def test_installed_mosaico_runs_from_another_directory(wheel, tmp_path):
                         str(tmp_path / "build")], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "build" / "ir.json").exists()
+
+
+def _readme_commands() -> list[str]:
+    """README.md's first two commands: the first line of each of its first two ```sh blocks."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = text.split("```sh\n")[1:3]
+    return [block.split("\n", 1)[0] for block in blocks]
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    """CI must do what a new user does: .ci/run holds README's install-and-compile command
+    and its test command, character for character, as lines of their own."""
+    install, test = _readme_commands()
+    assert install.startswith("python3 -m venv") and "pip install ." in install
+    assert test.endswith("python -m pytest") and "'.[test]'" in test
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert install in ci and test in ci
+    assert ci[-1] == test  # the suite's exit status is CI's
