@@ -112,8 +112,7 @@ def check(files: tuple[str, ...], search: tuple[str, ...], fmt: str) -> None:
     for path in files:
         try:
             text, name = _read(path)
-            _, diagnostics, _, sources = _check(text if path == "-" else Path(path),
-                                                [Path(s) for s in search])
+            _, diagnostics, _, sources = _check(text, [Path(s) for s in search], file=name)
         except CompileError as e:
             _emit(e.diagnostics, e.sources, fmt)
             failed = True

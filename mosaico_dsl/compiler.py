@@ -77,9 +77,9 @@ def check(source: Source, *, search_paths: Sequence[Path] = ()) -> IRProgram:
     return _check(source, search_paths)[0]
 
 
-def _check(source: Source, search_paths: Sequence[Path]
+def _check(source: Source, search_paths: Sequence[Path], file: str | None = None
            ) -> tuple[IRProgram, tuple[Diagnostic, ...], _Loaded, dict[str, str]]:
-    loaded = load(source)
+    loaded = load(source, file=file)
     paths = list(search_paths)
     if loaded.module.path and not loaded.module.path.startswith("<"):
         paths.insert(0, Path(loaded.module.path).parent)
@@ -113,18 +113,19 @@ def _placement_backend(c: Compilation) -> Mapping[str, bytes]:
     return {"placement.json": placement_document(c.placement)}
 
 
-def _vnf_backend(c: Compilation) -> Mapping[str, bytes]:
-    from .backends.vnf import generate
-    return generate(c)
-
-
-# Artifact kinds in the order they are generated; `mosaico compile --emit KIND` selects.
 def _p4_backend(c: Compilation) -> Mapping[str, bytes]:
     from .backends.p4 import generate
 
     return generate(c)
 
 
+def _vnf_backend(c: Compilation) -> Mapping[str, bytes]:
+    from .backends.vnf import generate
+
+    return generate(c)
+
+
+# Artifact kinds in the order they are generated; `mosaico compile --emit KIND` selects.
 BACKENDS: dict[str, Backend] = {
     "ir": _ir_backend,
     "placement": _placement_backend,

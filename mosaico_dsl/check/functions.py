@@ -385,8 +385,6 @@ def _names_in(e: A.Expr) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-
-
 def check_unexpanded_composite(fb: FunctionBinding, report: Report,
                                cycles: set[frozenset[str]]) -> None:
     """Name resolution and recursion of a composite function no service calls.

@@ -8,6 +8,7 @@ it returns has passed :func:`verify`. When no placement exists it raises
 
 from ..diagnostics import error
 from ..ir import Program
+from .baseline import first_fit
 from .objective import evaluate
 from .options import Options, _SearchLimit
 from .placement import (
@@ -19,7 +20,6 @@ from .placement import (
     Route,
     Search,
     Visit,
-    first_fit,
 )
 from .verify import Check, Violation, verify
 

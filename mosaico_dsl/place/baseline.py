@@ -25,6 +25,7 @@ _HARD = frozenset(Kind) - {Kind.LATENCY, Kind.CAPACITY}
 
 
 def first_fit(program: I.Program) -> Placement:
+    """The greedy baseline placement (raises :class:`PlacementError` when it gets stuck)."""
     problem = build(program, prune=_HARD)
     state = _State(problem)
     # Queues (and the steps that must follow them on their node) are the most constrained:

@@ -6,8 +6,8 @@ per service and source, the :class:`Route` its packets take — nodes in order, 
 hosts included (``s1 → nfvi1 → s1``), each visit listing the instances that run there.
 
 The optimiser (:func:`mosaico_dsl.place.place`) also records the :class:`Objective` the
-placement achieves and how far its :class:`Search` got; :func:`first_fit` is the greedy
-baseline it is measured against.
+placement achieves and how far its :class:`Search` got; the greedy baseline it is measured
+against (:func:`mosaico_dsl.place.baseline.first_fit`) produces the same type.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..ir import _ir as I
 from ..units import Time
 
 __all__ = ["Assignment", "Visit", "Route", "Objective", "Level", "Search", "Placement",
-           "first_fit", "PlacementError"]
+           "PlacementError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +181,3 @@ class PlacementError(Exception):
         self.diagnostics = tuple(diagnostics)
         super().__init__("; ".join(d.message for d in self.diagnostics))
 
-
-def first_fit(program: I.Program) -> Placement:
-    """The greedy baseline: each function on the first node along the path that still fits.
-
-    See :mod:`mosaico_dsl.place.baseline`; it honours every hard rule the optimiser does
-    except latency budgets, which it never looks at.
-    """
-    from .baseline import first_fit as _first_fit
-
-    return _first_fit(program)

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..ir import _ir as I
-from ..units import Size
+from ..units import Size, Time
 from .latency import ItemKind, breakdown, format_time
 from .placement import Placement
 
@@ -102,7 +102,7 @@ def render(program: I.Program, placement: Placement) -> Group:
         # `#` is the position in the chain: with the service it names the instance
         # (`web_ll` `0` is web_ll/0), and keeps the table inside 80 columns.
         table.add_row(r.service, r.instance.rpartition("/")[2], r.function, r.node, r.target,
-                      format_time_ns(r.share), r.resources)
+                      format_time(Time(r.share)), r.resources)
     routes = Table(title="routes", title_justify="left")
     for name, justify in (("service", "left"), ("from", "left"), ("path", "left"),
                           ("latency", "right"), ("budget", "right")):
@@ -119,12 +119,6 @@ def render(program: I.Program, placement: Placement) -> Group:
     if placement.search is not None:
         parts.append(Text(_summary(placement)))
     return Group(*parts)
-
-
-def format_time_ns(ns: int) -> str:
-    from ..units import Time
-
-    return format_time(Time(ns))
 
 
 def _summary(placement: Placement) -> str:

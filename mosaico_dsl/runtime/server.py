@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +69,32 @@ def _check_bytes(value: bytes, bitwidth: int, what: str) -> int:
     if bitwidth and n >> bitwidth:
         raise _Reject(_C.OUT_OF_RANGE, f"{what}: value {n:#x} does not fit in {bitwidth} bits")
     return n
+
+
+def _once_each(items: Iterable, id_attr: str, known: dict, seen: set[int], unknown: str,
+               what: str) -> Iterator[tuple]:
+    """Pair each item with its schema entry by id, refusing an id the schema does not know
+    or one given twice (match fields and action parameters are sets keyed by id)."""
+    for item in items:
+        i = getattr(item, id_attr)
+        info = known.get(i)
+        if info is None:
+            raise _Reject(_C.INVALID_ARGUMENT, f"{unknown} {i}")
+        if i in seen:
+            raise _Reject(_C.INVALID_ARGUMENT, f"{what} {info.name} given twice")
+        seen.add(i)
+        yield item, info
+
+
+def _restorer(store: dict, key, old) -> Callable[[], None]:
+    """The undo of a write to ``store[key]``: put ``old`` back, or remove the key if it
+    was absent (``old`` is None)."""
+    def undo() -> None:
+        if old is None:
+            store.pop(key, None)
+        else:
+            store[key] = old
+    return undo
 
 
 _MATCH_ONEOF = {MatchKind.EXACT: "exact", MatchKind.LPM: "lpm", MatchKind.TERNARY: "ternary",
@@ -360,14 +386,8 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
         so non-canonical byte strings address the same entry)."""
         seen: set[int] = set()
         key: list[tuple] = []
-        for m in te.match:
-            f = t.match_fields.get(m.field_id)
-            if f is None:
-                raise _Reject(_C.INVALID_ARGUMENT,
-                              f"table {t.name} has no match field id {m.field_id}")
-            if m.field_id in seen:
-                raise _Reject(_C.INVALID_ARGUMENT, f"match field {f.name} given twice")
-            seen.add(m.field_id)
+        for m, f in _once_each(te.match, "field_id", t.match_fields, seen,
+                               f"table {t.name} has no match field id", "match field"):
             which = m.WhichOneof("field_match_type")
             if which != _MATCH_ONEOF.get(f.kind):
                 raise _Reject(_C.INVALID_ARGUMENT,
@@ -443,14 +463,8 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             raise _Reject(_C.INVALID_ARGUMENT,
                           f"action {info.name} is @defaultonly: it cannot be in an entry")
         given: set[int] = set()
-        for p in a.params:
-            pi = info.params.get(p.param_id)
-            if pi is None:
-                raise _Reject(_C.INVALID_ARGUMENT,
-                              f"action {info.name} has no parameter id {p.param_id}")
-            if p.param_id in given:
-                raise _Reject(_C.INVALID_ARGUMENT, f"parameter {pi.name} given twice")
-            given.add(p.param_id)
+        for p, pi in _once_each(a.params, "param_id", info.params, given,
+                                f"action {info.name} has no parameter id", "parameter"):
             _check_bytes(p.value, pi.bitwidth, f"{info.name}.{pi.name}")
         missing = [pi.name for pid, pi in info.params.items() if pid not in given]
         if missing:
@@ -496,19 +510,14 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             old_counter = self.state.direct_counters.get(dkey)
             if te.HasField("counter_data"):
                 self.state.direct_counters[dkey] = te.counter_data
-
-            def undo() -> None:
-                table[key] = old
-                if old_counter is not None:
-                    self.state.direct_counters[dkey] = old_counter
-            return undo
-        del table[key]
-        old_counter = self.state.direct_counters.pop(dkey, None)
+        else:
+            del table[key]
+            old_counter = self.state.direct_counters.pop(dkey, None)
+        restore_counter = _restorer(self.state.direct_counters, dkey, old_counter)
 
         def undo() -> None:
             table[key] = old
-            if old_counter is not None:
-                self.state.direct_counters[dkey] = old_counter
+            restore_counter()
         return undo
 
     def _write_default(self, kind: int, t: TableInfo, te: p4r.TableEntry):
@@ -524,13 +533,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             self.state.defaults[t.id] = canonical(_entity(table_entry=te)).table_entry
         else:
             self.state.defaults.pop(t.id, None)  # reset to the program's default
-
-        def undo() -> None:
-            if old is None:
-                self.state.defaults.pop(t.id, None)
-            else:
-                self.state.defaults[t.id] = old
-        return undo
+        return _restorer(self.state.defaults, t.id, old)
 
     # indexed externs: counters, meters, registers
 
@@ -570,13 +573,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
                 store[key] = entry.config
         else:
             store[key] = entry.data
-
-        def undo() -> None:
-            if old is None:
-                store.pop(key, None)
-            else:
-                store[key] = old
-        return undo
+        return _restorer(store, key, old)
 
     def _find_entry(self, te: p4r.TableEntry) -> tuple[TableInfo, tuple]:
         t = self._table(te.table_id)
@@ -594,13 +591,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
         dkey = (t.id, key)
         old = self.state.direct_counters.get(dkey)
         self.state.direct_counters[dkey] = e.data
-
-        def undo() -> None:
-            if old is None:
-                self.state.direct_counters.pop(dkey, None)
-            else:
-                self.state.direct_counters[dkey] = old
-        return undo
+        return _restorer(self.state.direct_counters, dkey, old)
 
     def _write_direct_meter(self, kind: int, e: p4r.DirectMeterEntry):
         if kind == _U.INSERT:
@@ -651,13 +642,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             if len(replicas) != len(entry.replicas):
                 raise _Reject(_C.INVALID_ARGUMENT, f"{what}: duplicate replica")
             store[key] = entry
-
-        def undo() -> None:
-            if old is None:
-                store.pop(key, None)
-            else:
-                store[key] = old
-        return undo
+        return _restorer(store, key, old)
 
     # ------------------------------------------------------------------ data plane
 

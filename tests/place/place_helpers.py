@@ -18,7 +18,7 @@ HEADER = "import std.l4s\nimport std.security as sec\nfrom std.fwd import Forwar
 
 def check(text: str) -> I.Program:
     """A program through the real front end (parser and checker)."""
-    return mo.check(HEADER + text, )
+    return mo.check(HEADER + text)
 
 
 def where(placement: Placement) -> dict[str, tuple[str, str]]:

@@ -300,6 +300,27 @@ def test_direct_counters_follow_their_entry(reference_switch, lab_schema):
     run(go())
 
 
+def test_rolled_back_modify_leaves_no_direct_counter_behind(reference_switch, lab_schema):
+    sw = reference_switch()
+
+    async def go():
+        async with await _session(sw, lab_schema) as c:
+            e = blocklist_entry("203.0.113.0/24")
+            await c.write([insert(e)])
+            counted = p4r.Entity()
+            counted.CopyFrom(e)
+            counted.table_entry.counter_data.packet_count = 5
+            with pytest.raises(P4RuntimeError) as info:
+                await c.write([update(p4r.Update.MODIFY, counted), insert(e)],
+                              atomicity=p4r.WriteRequest.ROLLBACK_ON_ERROR)
+            assert [(x.index, x.code) for x in info.value.errors] == [
+                (0, C.ABORTED), (1, C.ALREADY_EXISTS)]
+            got = await c.read([p4r.Entity(direct_counter_entry=p4r.DirectCounterEntry(
+                table_entry=p4r.TableEntry(table_id=Ids.BLOCKLIST)))])
+            assert got[0].direct_counter_entry.data.packet_count == 0
+    run(go())
+
+
 def test_multicast_groups(reference_switch, lab_schema):
     sw = reference_switch()
 

@@ -374,11 +374,8 @@ def _dualq(ctx: _Ctx, fi: I.FunctionInstance, next_node: str) -> Step:
         _step_error(ctx, "E0903", fi, f"DualQ needs two priority queues but `{ctx.switch.name}` "
                     f"has {ctx.switch.priority_queues}",
                     f"declare `priority_queues: 2` on switch `{ctx.switch.name}`")
-    units = list(ctx.dualq)
-    if constants not in ctx.dualq:
-        ctx.dualq[constants] = []
-        units.append(constants)
-    unit = units.index(constants) + 1
+    ctx.dualq.setdefault(constants, [])
+    unit = list(ctx.dualq).index(constants) + 1
     return Step(fi, "dualq", prefix, "std/l4s/dualq.p4",
                 const=(("unit", unit), ("buffer_us", constants.buffer_us)))
 
@@ -604,8 +601,6 @@ def _dualq_units(ctx: _Ctx) -> tuple[DualQUnit, ...]:
     for n, (constants, users) in enumerate(ctx.dualq.items(), start=1):
         prefix = f"dualq{n}"
         for iid, port in users:
-            if port < 0:
-                continue
             if port in owner and owner[port][0] != n:
                 first = instances[owner[port][1]]
                 fi = instances[iid]
@@ -622,7 +617,7 @@ def _dualq_units(ctx: _Ctx) -> tuple[DualQUnit, ...]:
         counters = tuple(ctx.counter(f"{prefix}_{role}", ports * 2, "packets", EGRESS)
                          for role in ("packets", "marks", "drops"))
         units.append(DualQUnit(n, prefix, constants, tuple(i for i, _ in users),
-                               tuple(sorted({p for _, p in users if p >= 0})), regs, counters,
-                               tuple((i, p) for i, p in users if p >= 0)))
+                               tuple(sorted({p for _, p in users})), regs, counters,
+                               tuple(users)))
     return tuple(units)
 

@@ -29,7 +29,6 @@ def _env() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["q"] = _yaml_str
-    env.filters["tojson_compact"] = lambda v: json.dumps(v, sort_keys=True, separators=(", ", ": "))
     return env
 
 

@@ -30,7 +30,7 @@ from .model import Segment, Vnf, VnfHost
 from .vnfconfig import VnfConfig
 
 __all__ = ["Flavor", "Transit", "HeatVnf", "HeatChain", "HostStack", "host_stack",
-           "render_stack", "cloud_config", "DATA_MAC"]
+           "render_stack", "cloud_config", "destinations", "DATA_MAC"]
 
 # Heat fills the data port's MAC address in here (str_replace); the OSM descriptors leave it
 # empty and the VNF then takes its second interface.
@@ -132,9 +132,9 @@ def cloud_config(cfg: VnfConfig, tc_script: str | None, data_ip: str, prefixlen:
                   data_mac=data_mac)
 
 
-def _destinations(program: I.Program, vnf: Vnf) -> tuple[str, ...]:
-    svc = program.service(vnf.service)
-    ep = program.topology(svc.topology).node(svc.destination)
+def destinations(topology: I.Topology, service: I.Service) -> tuple[str, ...]:
+    """The prefixes a VNF of ``service`` routes back towards (its destination endpoint)."""
+    ep = topology.node(service.destination)
     return (f"{ep.ip}/32",) if isinstance(ep, I.Endpoint) else ()
 
 
@@ -154,7 +154,8 @@ def host_stack(host: VnfHost, program: I.Program, configs: dict[str, VnfConfig],
         data_ip = str(IPv4Network(transit.cidr).network_address + 10 + n)
         user_data = cloud_config(configs[vnf.instance.id], tc_script, data_ip,
                                  transit.prefixlen, transit.uplink_ip,
-                                 _destinations(program, vnf), DATA_MAC)
+                                 destinations(host.topology,
+                                              program.service(vnf.service)), DATA_MAC)
         vnfs.append(HeatVnf(vnf, vnf.ident, flavor, transit, data_ip, user_data,
                             f"{vnf.instance.function} ({vnf.instance.id})"))
     chains = tuple(_chain(seg, program, host, nets) for seg in host.segments)

@@ -564,7 +564,7 @@ def _converge_qdisc(old: _Qdisc | None, new: _Qdisc | None, out: _Outcome) -> No
 
 
 def _shape(ns: str, dev: str, rate_bps: int, delay_ns: int) -> list[str]:
-    tc = ["ip", "netns", "exec", ns, "tc"]
+    tc = netns_exec(ns, "tc")
     run([*tc, "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1"])
     # A burst of 1 ms at the link rate (at least two full frames): HTB's default burst at
     # high rates makes it wait for timers and caps small packets far below the rate.

@@ -277,9 +277,8 @@ class _Builder:
         self.hosts = {vh.name: vh for vh in vnf_hosts(program, placement)
                       if vh.topology.name == topo.name}
         for vh in self.hosts.values():
-            if vh.topology.name == topo.name:
-                for v in vh.vnfs:
-                    self.vnfs[v.instance.id] = v
+            for v in vh.vnfs:
+                self.vnfs[v.instance.id] = v
 
     # names ---------------------------------------------------------------------------
 
@@ -300,8 +299,6 @@ class _Builder:
         # a redeployment changes only what was added.
         lower, upper = pool.subnets(prefixlen_diff=1)
         hosts, vnf_addrs = iter(lower.hosts()), iter(upper.hosts())
-        roles = {n.name: ("switch" if isinstance(n, I.Switch) else
-                          "host" if isinstance(n, I.Host) else "endpoint") for n in topo.nodes}
         ifaces: dict[str, list[Interface]] = {self.ns_name(n.name): [] for n in topo.nodes}
         # (ns, neighbour ns) -> (interface, neighbour's address) of the first link between
         adj: dict[tuple[str, str], tuple[str, str]] = {}
@@ -341,7 +338,6 @@ class _Builder:
         for n, vnf in enumerate(self.vnfs.values()):
             host_ns, vns = self.ns_name(vnf.host), self.vnf_ns(vnf)
             ifaces[vns] = []
-            roles[vns] = "vnf"
             connect(_Side(host_ns, f"v{n}", str(next(vnf_addrs))),
                     _Side(vns, "eth0", str(next(vnf_addrs))), None, 0, None, None)
         self.adj = adj
@@ -497,17 +493,17 @@ class _Builder:
                         oif = self._egress(ns, iif, svc_name, node.name, svc.destination)
                         if oif is not None and all(q.instance != inst for q in queues):
                             rate = bottleneck(self.topo, self.placement, inst)
-                            queues.append(queue_config(fi, f"{fi.service}-{fi.index}-"
-                                                       f"{fi.name.lower()}", rate))
+                            queues.append(queue_config(fi, Vnf(fi, node.name).name, rate))
                             tcs.append(TcSetup(tc_file, queues[-1].name, oif, inst))
                 seq = f"visit_{svc_name}_{iif}"
                 sequences.append(Sequence(seq, tuple(chain)))
                 dispatch.append(Dispatch(f"{svc_name} entering by {iif}: "
                                          f"{', '.join(here)}", iif, clauses(svc.match), seq))
         nft: tuple[str, ...] = ()
+        table = f"mosaico_local_{ns.replace('-', '_')}"
         if functions or steering:
             rs = Ruleset(
-                table=f"mosaico_local_{ns.replace('-', '_')}",
+                table=table,
                 title=f"local target: {role} {node.name}"
                       + (" (software stand-in for its P4 data plane)" if role == "switch"
                          else ""),
@@ -519,8 +515,7 @@ class _Builder:
         if queues:
             files[tc_file] = render_tc(f"local target: queueing functions on switch "
                                        f"{node.name}", tuple(queues))
-        counters = tuple(CounterRef(f"mosaico_local_{ns.replace('-', '_')}", c.name,
-                                    c.instance, c.meaning)
+        counters = tuple(CounterRef(table, c.name, c.instance, c.meaning)
                          for f in functions for c in f.counters)
         ports = tuple(sorted((i.port, i.name) for i in ifaces if i.port is not None))
         return Namespace(ns, node.name, role, True, tuple(ifaces), tuple(routes),

@@ -34,7 +34,7 @@ from ._templates import render
 __all__ = [
     "NftValue", "Match", "Clause", "Counter", "PrefixFilter", "RateLimiter", "AclClauseRule",
     "AclParams", "MirrorParams", "NftFunction", "Dispatch", "Sequence", "Steer", "Ruleset",
-    "Unsupported", "clauses", "function_rules", "render_ruleset", "supported",
+    "Unsupported", "clauses", "function_rules", "render_ruleset",
 ]
 
 # Transport headers: a comparison on one of their fields is false for packets without the
@@ -267,18 +267,6 @@ def _set(items: list[Any], ftype: str) -> NftValue:
 
 
 # --------------------------------------------------------------------------- functions
-
-_IMPLEMENTED = {
-    "std.security.Blocklist", "std.security.Allowlist", "std.security.RateLimit",
-    "std.security.SynGuard", "std.security.Acl", "std.fwd.Forward", "std.fwd.Mirror",
-    "std.l4s.DualQ", "std.l4s.Fifo",
-}
-
-
-def supported(fi: I.FunctionInstance) -> bool:
-    """Does the Linux target know how to run ``fi``?"""
-    return fi.function in _IMPLEMENTED
-
 
 def chain_name(fi: I.FunctionInstance) -> str:
     return f"{fi.service}_{fi.index}_{fi.name.lower()}"

@@ -18,8 +18,8 @@ from fractions import Fraction
 from ...ir import _ir as I
 from ._templates import render
 from .classifier import FlowRule, classify
-from .heat import HostStack, cloud_config
-from .model import Segment, VnfHost
+from .heat import HostStack, cloud_config, destinations
+from .model import Segment
 from .vnfconfig import VnfConfig
 
 __all__ = ["MatchAttributes", "render_vnfd", "render_pnfd", "render_nsd", "pnfd_id",
@@ -65,17 +65,12 @@ def _gb(size_bytes: int) -> str:
 
 def render_vnfd(stack: HostStack, cfg: VnfConfig, tc_script: str | None) -> str:
     hv = next(v for v in stack.vnfs if v.vnf == cfg.vnf)
+    svc = next(s for s in stack.host.services if s.name == cfg.vnf.service)
     user_data = cloud_config(cfg, tc_script, hv.data_ip, hv.transit.prefixlen,
-                             hv.transit.uplink_ip, _dest(stack.host, cfg), "")
+                             hv.transit.uplink_ip, destinations(stack.host.topology, svc), "")
     cost = cfg.vnf.cost
     return render("osm/vnfd.yaml.j2", v=hv, vnf=cfg.vnf, cost=cost,
                   ram_gb=_gb(cost.ram.bytes), user_data=user_data)
-
-
-def _dest(host: VnfHost, cfg: VnfConfig) -> tuple[str, ...]:
-    svc = next(s for s in host.services if s.name == cfg.vnf.service)
-    ep = host.topology.node(svc.destination)
-    return (f"{ep.ip}/32",) if isinstance(ep, I.Endpoint) else ()
 
 
 def render_pnfd(topology: I.Topology, switch: I.Switch) -> str:
