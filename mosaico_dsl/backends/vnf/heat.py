@@ -41,11 +41,17 @@ _DISK_GB = 4
 
 @dataclass(frozen=True, slots=True)
 class Flavor:
-    ident: str
+    ident: str  # the stack parameter naming an existing flavour
     name: str
     vcpus: int
     ram_mb: int
     disk_gb: int
+
+    @property
+    def resource(self) -> str:
+        """The ``OS::Nova::Flavor`` created with ``create_flavors``: Heat keeps parameters
+        and resources in one namespace and refuses a stack where two share a name."""
+        return f"created_{self.ident}"
 
 
 @dataclass(frozen=True, slots=True)
