@@ -62,6 +62,7 @@ class Transit:
     cidr: str
     prefixlen: int
     uplink_ip: str
+    bandwidth_bps: int  # the topology link's
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ def transits(host: VnfHost) -> tuple[Transit, ...]:
             continue
         net = next(nets)
         out.append(Transit(f"transit_{other.node}", other.node, other.port, str(net),
-                           net.prefixlen, str(net.network_address + 1)))
+                           net.prefixlen, str(net.network_address + 1), lk.bandwidth.bps))
     return tuple(out)
 
 
