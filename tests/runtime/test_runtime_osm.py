@@ -85,6 +85,13 @@ def _ns_of(fake: FakeNbi) -> list[dict]:
     return list(fake.nsrs.values())
 
 
+def _refused(state_path: Path, run) -> str:
+    """The diagnostics of ``run(store)`` (a plan or deploy coroutine), which must fail."""
+    with StateStore(state_path) as store, pytest.raises(CompileError) as info:
+        asyncio.run(run(store))
+    return str(info.value)
+
+
 def test_deploy_onboards_instantiates_waits_and_then_changes_nothing(nbi, tmp_path,
                                                                      state_path):
     b = _build(tmp_path)
@@ -182,10 +189,7 @@ def test_http_500_while_onboarding_rolls_back(nbi, tmp_path, state_path):
     """token, VIMs, NS lookup, 2 package lookups + NSD lookup (plan), then POST VNF 1, POST
     VNF 2 answers 500: the first package is deleted again."""
     nbi.fail_at = 8
-    with StateStore(state_path) as store:
-        with pytest.raises(CompileError) as info:
-            asyncio.run(rt.deploy(targets(_build(tmp_path)), store))
-    text = str(info.value)
+    text = _refused(state_path, lambda store: rt.deploy(targets(_build(tmp_path)), store))
     assert "onboarding VNF package web_ll-1-ratelimit failed: POST " \
            "/osm/vnfpkgm/v1/vnf_packages_content: HTTP 500: Internal Server Error" in text
     assert "undone: osm nfvi1/web_ll: delete VNF package web_ll-0-blocklist" in text
@@ -249,11 +253,9 @@ def test_drift_ns_deleted_out_of_band(nbi, tmp_path, state_path):
 
 def test_descriptors_mosaico_did_not_onboard_stop_the_plan(nbi, tmp_path, state_path):
     nbi.vnfds["f00"] = {"_id": "f00", "id": "web_ll-1-ratelimit"}
-    with StateStore(state_path) as store:
-        with pytest.raises(CompileError) as info:
-            asyncio.run(rt.deploy(targets(_build(tmp_path)), store))
+    text = _refused(state_path, lambda store: rt.deploy(targets(_build(tmp_path)), store))
     assert "error[E1222]: OSM nfvi1/web_ll: a VNF descriptor with id web_ll-1-ratelimit is " \
-           "onboarded already (f00) and mosaico did not onboard it" in str(info.value)
+           "onboarded already (f00) and mosaico did not onboard it" in text
     assert [m for m, _ in nbi.log if m != "GET"] == ["POST"]  # the token, nothing else
     assert list(nbi.vnfds) == ["f00"]
 
@@ -276,11 +278,10 @@ def test_vim_account_and_vld_mapping(nbi, tmp_path, state_path):
 
 def test_timeout(nbi, tmp_path, state_path):
     nbi.stuck = True
-    with StateStore(state_path) as store:
-        with pytest.raises(CompileError) as info:
-            asyncio.run(rt.deploy(targets(_build(tmp_path), timeout=0), store))
+    text = _refused(state_path,
+                    lambda store: rt.deploy(targets(_build(tmp_path), timeout=0), store))
     assert f"error[E1220]: OSM {UNIT}: instantiation of NS {NS} did not complete within 0s " \
-           "(still PROCESSING)" in str(info.value)
+           "(still PROCESSING)" in text
 
 
 def test_credentials(tmp_path, monkeypatch):
@@ -303,10 +304,7 @@ def test_credentials(tmp_path, monkeypatch):
 
 def test_wrong_password_is_reported_without_it(nbi, tmp_path, state_path, monkeypatch):
     monkeypatch.setenv("OSM_PASSWORD", "wrong-" + PASSWORD)
-    with StateStore(state_path) as store:
-        with pytest.raises(CompileError) as info:
-            asyncio.run(rt.plan(targets(_build(tmp_path)), store))
-    text = str(info.value)
+    text = _refused(state_path, lambda store: rt.plan(targets(_build(tmp_path)), store))
     assert "error[E1219]: OSM NBI: listing VIM accounts failed: POST /osm/admin/v1/tokens: " \
            "HTTP 401: Invalid username or password" in text
     assert PASSWORD not in text
