@@ -288,9 +288,10 @@ class OsmTarget:
                                     f"account {vim}: removed and deployed again",
                             before=f"{state or 'gone'}, packages {rec.fingerprint[:12]}")
             payload = _Payload(unit, "replace", name, w.files, vim, vim_id, vlds, digest, old)
-        else:
+        else:  # unchanged; the record follows the NS if a rollback gave it a new id
             return UnitPlan(TARGET, unit, (), tuple(drift), payload=_Payload(
-                unit, "none", name, fingerprint=rec.fingerprint, old=old))
+                unit, "none", name, fingerprint=rec.fingerprint,
+                old=old | {"nsr_id": live.get("_id", old.get("nsr_id"))}))
         return UnitPlan(TARGET, unit, (change,), tuple(drift), payload=payload)
 
     # ------------------------------------------------------------------ apply

@@ -232,7 +232,10 @@ def test_changed_build_replaces_the_ns_and_a_failure_brings_the_old_one_back(
                                              "web_ll-1-ratelimit.cfg"]
         assert "burst 200 packets" in cloud_init  # the old package, from the record
         # the store still names the old deployment; plan finds the restored NS by name
-        assert asyncio.run(rt.plan(targets(_build(tmp_path, "b3")), store)).empty
+        b3 = _build(tmp_path, "b3")
+        assert asyncio.run(rt.plan(targets(b3), store)).empty
+        asyncio.run(rt.deploy(targets(b3), store))  # ... and the record follows it
+        assert store.unit("osm", UNIT).data["nsr_id"] == restored["_id"]
         asyncio.run(rt.deploy(targets(b2), store))
         (new_ns,) = _ns_of(nbi)
         assert new_ns["nsState"] == "READY"
