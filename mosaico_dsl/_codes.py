@@ -100,6 +100,10 @@ CODES: dict[str, str] = {
     "E1216": "invalid P4Info or entries",
     "E1217": "invalid TLS configuration",
     "E1218": "OpenStack stack parameter missing or invalid",
+    "E1219": "OSM request failed",
+    "E1220": "OSM operation timed out",
+    "E1221": "OSM configuration missing or invalid",
+    "E1222": "OSM holds descriptors or an NS that mosaico did not deploy",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",

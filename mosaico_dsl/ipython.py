@@ -200,12 +200,19 @@ def simulate(source: Any, **kwargs: Any):
 def deploy(build_dir: str | Path, *, targets: Sequence[str] = ("local",),
            addresses: Mapping[str, str] | None = None, state: str | Path | None = None,
            dry_run: bool = False):
-    """Deploy a build directory to its targets (``local``, ``p4runtime``, ``openstack``)
-    with progress; returns the runtime's plan (``dry_run``) or deploy result.
+    """Deploy a build directory to its targets (``local``, ``p4runtime``, ``openstack``,
+    ``osm``) with progress; returns the runtime's plan (``dry_run``) or deploy result.
 
     For TLS and the other transport options use the ``mosaico deploy`` command.
     """
-    from .runtime import LocalTarget, OpenStackTarget, P4RuntimeTarget, StateStore, load_build
+    from .runtime import (
+        LocalTarget,
+        OpenStackTarget,
+        OsmTarget,
+        P4RuntimeTarget,
+        StateStore,
+        load_build,
+    )
     from .runtime.deployment import apply, lock, plan
     from .runtime.state import default_state_path
 
@@ -213,7 +220,8 @@ def deploy(build_dir: str | Path, *, targets: Sequence[str] = ("local",),
     build = load_build(build_dir, address_map)
     kinds = {"local": lambda: LocalTarget(build),
              "p4runtime": lambda: P4RuntimeTarget(build, addresses=address_map),
-             "openstack": lambda: OpenStackTarget(build)}
+             "openstack": lambda: OpenStackTarget(build),
+             "osm": lambda: OsmTarget(build)}
     unknown = [t for t in targets if t not in kinds]
     if unknown:
         raise UsageError(f"unknown target {', '.join(unknown)}; choose from "
@@ -350,7 +358,7 @@ def _parser() -> _Parser:
     c = sub.add_parser("deploy", help="deploy a build directory (see `mosaico deploy`)")
     c.add_argument("build_dir")
     c.add_argument("-t", "--target", action="append", default=None,
-                   choices=("local", "p4runtime", "openstack"))
+                   choices=("local", "p4runtime", "openstack", "osm"))
     c.add_argument("--address", action="append", default=[], metavar="SWITCH=HOST:PORT")
     c.add_argument("--state", default=None)
     c.add_argument("--dry-run", action="store_true")
@@ -383,7 +391,7 @@ class MosaicoMagics(Magics):
             %mosaico place SOURCE [--search-limit SECONDS] [--workers N]
             %mosaico compile SOURCE [-o DIR] [--emit KIND ...]
             %mosaico sim SOURCE [--duration 10s] [--traffic SPEC] [--seed N] [-o DIR]
-            %mosaico deploy BUILD_DIR [-t local|p4runtime|openstack] [--address S=H:P]
+            %mosaico deploy BUILD_DIR [-t local|p4runtime|openstack|osm] [--address S=H:P]
                             [--state PATH] [--dry-run]
 
         Errors in the program are shown as diagnostics (line, caret, hint), not tracebacks.

@@ -18,7 +18,7 @@ from .state import StateStore, default_state_path
 
 __all__ = ["deploy_cmd", "plan_cmd", "status_cmd", "destroy_cmd", "target_group"]
 
-TARGETS = ("local", "p4runtime", "openstack")
+TARGETS = ("local", "p4runtime", "openstack", "osm")
 
 
 def _options(require_build: bool) -> Callable:
@@ -46,13 +46,25 @@ def _options(require_build: bool) -> Callable:
             click.option("--timeout", type=float, default=10.0, show_default=True,
                          help="Seconds to wait for a switch to answer."),
             click.option("--stack-timeout", type=float, default=1800.0, show_default=True,
-                         help="Seconds to wait for an OpenStack stack to settle."),
+                         help="Seconds to wait for an OpenStack stack or an OSM operation "
+                              "to settle."),
             click.option("--stack-poll", type=float, default=5.0, show_default=True,
-                         help="Seconds between two polls of a stack's status."),
+                         help="Seconds between two polls of a stack's or an OSM "
+                              "operation's status."),
             click.option("--stack-param", "stack_params", multiple=True,
                          metavar="NAME=VALUE",
                          help="OpenStack: a Heat stack parameter, e.g. key_name=mykey "
                               "(repeatable; given to every stack that declares it)."),
+            click.option("--vim-account", default=None, metavar="NAME",
+                         help="OSM: the VIM account to instantiate on (default: the OSM "
+                              "configuration's vim_account, else the host's cloud)."),
+            click.option("--osm-vld", "osm_vlds", multiple=True, metavar="VLD=NETWORK",
+                         help="OSM: put an NSD's virtual link on an existing VIM network, "
+                              "e.g. transit-s1=provider (repeatable)."),
+            click.option("--osm-config", type=click.Path(dir_okay=False), default=None,
+                         help="OSM: YAML file with url, user, password, project, verify, "
+                              "vim_account (default $MOSAICO_OSM_CONFIG or "
+                              "~/.config/mosaico/osm.yaml; OSM_* variables override it)."),
             click.option("--ca", type=click.Path(exists=True, dir_okay=False),
                          help="TLS: CA certificate that signed the switches' certificates."),
             click.option("--cert", type=click.Path(exists=True, dir_okay=False),
@@ -91,6 +103,7 @@ def _tls(ca, cert, key, server_name):
 def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default: tuple[str, ...]):
     from .local import LocalTarget
     from .openstack import OpenStackTarget, parse_stack_params
+    from .osm import OsmTarget, parse_vlds
     from .switches import P4RuntimeTarget
 
     if not kinds:
@@ -115,6 +128,16 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
             out.append(OpenStackTarget(build, timeout=opts["stack_timeout"],
                                        poll=opts["stack_poll"],
                                        parameters=parse_stack_params(opts["stack_params"])))
+        elif kind == "osm":
+            if build is not None and not any(any(h.directory.glob("nsd-*.yaml"))
+                                             for h in build.hosts) and not store.units(kind):
+                raise CompileError([error(
+                    "E1215", f"{build.root} has no OSM descriptors (<host>/nsd-*.yaml)",
+                    hint="compile with the vnf backend, or choose another --target")])
+            out.append(OsmTarget(build, timeout=opts["stack_timeout"], poll=opts["stack_poll"],
+                                 vim_account=opts["vim_account"],
+                                 vlds=parse_vlds(opts["osm_vlds"]),
+                                 config=opts["osm_config"]))
         else:
             if build is not None and build.local_plan is None and not store.units(kind):
                 raise CompileError([error(

@@ -1,9 +1,10 @@
 """Plan, deploy, destroy and observe a build across its targets, as one transaction.
 
-Targets are applied in dependency order — the local Linux target, then OpenStack hosts,
-then P4 switches — so traffic is steered to VNFs only once they exist; units of one target
-(switches, hosts) run concurrently. Any failure rolls back every step already done, newest
-first (see :mod:`.transaction`), and the state store is written only when all succeeded.
+Targets are applied in dependency order — the local Linux target, then OpenStack hosts
+(Heat stacks, or OSM network services), then P4 switches — so traffic is steered to VNFs
+only once they exist; units of one target (switches, hosts) run concurrently. Any failure
+rolls back every step already done, newest first (see :mod:`.transaction`), and the state
+store is written only when all succeeded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .transaction import RollbackReport, Transaction
 __all__ = ["Target", "TARGET_ORDER", "plan", "apply", "deploy", "destroy", "status", "lock",
            "DeployResult"]
 
-TARGET_ORDER = ("local", "openstack", "p4runtime")
+TARGET_ORDER = ("local", "openstack", "osm", "p4runtime")
 Progress = Callable[[str], None]
 
 

@@ -39,7 +39,7 @@ class Change:
 class UnitPlan:
     """The plan for one unit of one target: a switch, an OpenStack host, the local target."""
 
-    target: str  # p4runtime | openstack | local
+    target: str  # p4runtime | openstack | osm | local
     unit: str
     changes: tuple[Change, ...]
     drift: tuple[Change, ...] = ()

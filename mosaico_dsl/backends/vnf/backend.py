@@ -1,7 +1,8 @@
 """The ``vnf`` backend: every VNF artifact and the local target, as ``{path: bytes}``.
 
 For every host the placement runs Linux functions on (``<host>/``): ``stack.yaml`` (Heat),
-``vnfd-<vnf>.yaml`` / ``pnfd-<switch>.yaml`` / ``nsd-<service>.yaml`` (OSM SOL006),
+``vnfd-<vnf>.yaml`` / ``pnfd-<switch>.yaml`` / ``nsd-<service>.yaml`` (OSM SOL006) with
+``cloud_init/<vnf>.cfg`` (each VNFD's cloud-init file),
 ``<vnf>.nft`` (one nftables ruleset per VNF) and ``tc.sh`` (queueing VNFs). At the top,
 ``local.json`` realises the whole topology on one Linux machine, with ``local/`` holding
 the rulesets and scripts of the switches' software stand-ins. Every YAML and JSON document
@@ -19,7 +20,16 @@ from .heat import host_stack, render_stack
 from .localplan import LocalPlanError, plan_local
 from .model import VnfHost, vnf_hosts
 from .nftables import Unsupported
-from .osm import nsd_path, pnfd_path, render_nsd, render_pnfd, render_vnfd, vnfd_path
+from .osm import (
+    cloud_init_path,
+    nsd_path,
+    pnfd_path,
+    render_cloud_init,
+    render_nsd,
+    render_pnfd,
+    render_vnfd,
+    vnfd_path,
+)
 from .schema import load_yaml, validate
 from .vnfconfig import VnfConfig, host_tc, nft_path, tc_path, vnf_config
 
@@ -78,7 +88,9 @@ def _host(host: VnfHost, c: Compilation, files: dict[str, str]) -> list[Diagnost
         cfg = configs[vnf.instance.id]
         out[nft_path(vnf)] = cfg.nft
         if any(v.vnf == vnf for v in stack.vnfs):
-            out[vnfd_path(host.name, vnf.name)] = render_vnfd(stack, cfg, tc_script)
+            out[vnfd_path(host.name, vnf.name)] = render_vnfd(stack, cfg)
+            out[cloud_init_path(host.name, vnf.name)] = render_cloud_init(stack, cfg,
+                                                                          tc_script)
     if tc_script is not None:
         out[tc_path(host.name)] = tc_script
     topo = host.topology

@@ -41,11 +41,17 @@ _DISK_GB = 4
 
 @dataclass(frozen=True, slots=True)
 class Flavor:
-    ident: str
+    ident: str  # the stack parameter naming an existing flavour
     name: str
     vcpus: int
     ram_mb: int
     disk_gb: int
+
+    @property
+    def resource(self) -> str:
+        """The ``OS::Nova::Flavor`` created with ``create_flavors``: Heat keeps parameters
+        and resources in one namespace and refuses a stack where two share a name."""
+        return f"created_{self.ident}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,7 @@ class Transit:
     cidr: str
     prefixlen: int
     uplink_ip: str
+    bandwidth_bps: int  # the topology link's
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +126,7 @@ def transits(host: VnfHost) -> tuple[Transit, ...]:
             continue
         net = next(nets)
         out.append(Transit(f"transit_{other.node}", other.node, other.port, str(net),
-                           net.prefixlen, str(net.network_address + 1)))
+                           net.prefixlen, str(net.network_address + 1), lk.bandwidth.bps))
     return tuple(out)
 
 

@@ -1,43 +1,45 @@
 """ETSI OSM descriptors (SOL006): a VNFD per VNF, a PNFD per switch, an NSD per service.
 
-Written against the ``etsi-nfv-descriptors`` YANG module of ETSI NFV-SOL006 (revision
-2019-04-25), in the form OSM's information model (``osm/IM``) reads it: VNFD files are
-``vnfd: {...}``, NSD files ``nsd: {nsd: [...]}``, and the forwarding path uses OSM's
-``constituent-profile-elements`` (order, ingress/egress CPD) and ``match-attributes``
-(one protocol, address and port per rule) — the latter come from the service's ``match``
-through :mod:`.classifier`. The P4 switch the chain is entered from appears as a PNF: a
-PNFD with one external CPD per switch port, a ``pnf-profile`` in the NSD's deployment
-flavour, and the classifier's anchor (``constituent-base-element-id``) in the match rules.
+Written against ETSI NFV-SOL006 v2.6.1 (YANG module ``etsi-nfv-descriptors``) in the form
+OSM's information model reads it — SOL006 v2.6.1 plus OSM's augmentations, built with
+pyang/pyangbind as OSM's ``osm/IM`` does (the tests load every descriptor into it): VNFD
+files are ``vnfd: {...}``, NSD files ``nsd: {nsd: [...]}``; the VNF's cloud-init is a file
+of its own (``cloud_init/<vnf>.cfg``) that the VNF package carries.
+
+**No VNFFGD.** OSM's model has SOL006 v2.6.1's forwarding graph (``cpd-pool``,
+``nfpd/rule``, ``position-desc-id/cp-profile-id/constituent-profile-elements {id,
+cpd-id}``), but the NBI's onboarding check of a forwarding path reads
+``nfp-position-element-id`` and ``match-attributes``, which that model lacks (a path with
+positions is refused), and RO's instantiation reads ``position-desc-id[0]`` and its
+``match-attributes`` (a graph without them fails the deployment). So no forwarding graph
+that OSM accepts can be instantiated, and the NSD carries none: OSM deploys the VNFs, their
+networks and addresses; the chain's steering is what is lost (docs/vnf.md says what to do).
+
+Strict SOL006 where OSM allows it: ``vnfm-info``, the image's ``min-disk``, one
+``network-interface-requirements`` per interface, a ``df`` on every virtual link, the
+VNF profiles' ``flavour-id``/``instantiation-level``, the transit links' bit rates and an
+``ns-instantiation-level``. Left out, on purpose: the image's ``checksum`` and ``size``
+(mosaico names an image it does not ship; OSM's RO looks an image up *by* its checksum
+when one is given, so a guessed one breaks the deployment).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
 from ...ir import _ir as I
 from ._templates import render
-from .classifier import FlowRule, classify
 from .heat import HostStack, cloud_config, destinations
-from .model import Segment
 from .vnfconfig import VnfConfig
 
-__all__ = ["MatchAttributes", "render_vnfd", "render_pnfd", "render_nsd", "pnfd_id",
-           "vnfd_path", "pnfd_path", "nsd_path", "MAX_PORTS_PER_RULE"]
+__all__ = ["render_vnfd", "render_pnfd", "render_nsd", "render_cloud_init", "pnfd_id",
+           "nsd_id", "vnfd_path", "pnfd_path", "nsd_path", "cloud_init_path",
+           "cloud_init_file", "IMAGE", "IMAGE_MIN_DISK_GB"]
 
-# A port range in a match rule becomes one rule per port, up to this many ports; a wider
-# range is left out (the rule then over-approximates, which the VNF ruleset corrects).
-MAX_PORTS_PER_RULE = 16
-
-
-@dataclass(frozen=True, slots=True)
-class MatchAttributes:
-    id: str
-    ip_proto: int | None
-    source_ip: str | None
-    destination_ip: str | None
-    source_port: int | None
-    destination_port: int | None
+# The image the VNFs boot (Heat's default ``image`` parameter too): Debian 12's generic cloud
+# image, whose disk is 2 GiB.
+IMAGE = "debian-12-genericcloud-amd64"
+IMAGE_MIN_DISK_GB = 2
 
 
 def vnfd_path(host: str, vnf_name: str) -> str:
@@ -52,8 +54,21 @@ def nsd_path(host: str, service: str) -> str:
     return f"{host}/nsd-{service}.yaml"
 
 
+def cloud_init_file(vnf_name: str) -> str:
+    """The VDU's ``cloud-init-file``: OSM reads it from the package's ``cloud_init/``."""
+    return f"{vnf_name}.cfg"
+
+
+def cloud_init_path(host: str, vnf_name: str) -> str:
+    return f"{host}/cloud_init/{cloud_init_file(vnf_name)}"
+
+
 def pnfd_id(topology: I.Topology, switch: str) -> str:
     return f"mosaico-{topology.name}-{switch}"
+
+
+def nsd_id(topology: I.Topology, service: str, host: str) -> str:
+    return f"mosaico-{topology.name}-{service}-{host}"
 
 
 def _gb(size_bytes: int) -> str:
@@ -63,14 +78,27 @@ def _gb(size_bytes: int) -> str:
     return text if Fraction(text) == f else f"{float(f):.9f}"
 
 
-def render_vnfd(stack: HostStack, cfg: VnfConfig, tc_script: str | None) -> str:
+def _mbps(bps: int) -> int:
+    """SOL006 bit rates are whole Mbps; a link is never described as slower than it is
+    rounded down to nothing."""
+    return max(1, bps // 1_000_000)
+
+
+def render_cloud_init(stack: HostStack, cfg: VnfConfig, tc_script: str | None) -> str:
+    """The cloud-config of ``cfg.vnf`` without a MAC address (the VNF then takes its
+    second interface as the data interface, which is OSM's interface ``position`` 2)."""
     hv = next(v for v in stack.vnfs if v.vnf == cfg.vnf)
     svc = next(s for s in stack.host.services if s.name == cfg.vnf.service)
-    user_data = cloud_config(cfg, tc_script, hv.data_ip, hv.transit.prefixlen,
-                             hv.transit.uplink_ip, destinations(stack.host.topology, svc), "")
+    return cloud_config(cfg, tc_script, hv.data_ip, hv.transit.prefixlen,
+                        hv.transit.uplink_ip, destinations(stack.host.topology, svc), "")
+
+
+def render_vnfd(stack: HostStack, cfg: VnfConfig) -> str:
+    hv = next(v for v in stack.vnfs if v.vnf == cfg.vnf)
     cost = cfg.vnf.cost
     return render("osm/vnfd.yaml.j2", v=hv, vnf=cfg.vnf, cost=cost,
-                  ram_gb=_gb(cost.ram.bytes), user_data=user_data)
+                  ram_gb=_gb(cost.ram.bytes), image=IMAGE, min_disk=IMAGE_MIN_DISK_GB,
+                  cloud_init=cloud_init_file(cfg.vnf.name))
 
 
 def render_pnfd(topology: I.Topology, switch: I.Switch) -> str:
@@ -83,31 +111,6 @@ def render_pnfd(topology: I.Topology, switch: I.Switch) -> str:
                   ports=ports)
 
 
-def match_attributes(rules: tuple[FlowRule, ...], prefix: str) -> tuple[MatchAttributes, ...]:
-    out: list[MatchAttributes] = []
-    for r in rules:
-        sports = _ports(r.source_ports)
-        dports = _ports(r.destination_ports)
-        for sp in sports:
-            for dp in dports:
-                out.append(MatchAttributes(
-                    f"{prefix}{len(out)}", r.protocol,
-                    _addr(r.source), _addr(r.destination), sp, dp))
-    return tuple(out)
-
-
-def _ports(rng: tuple[int, int] | None) -> list[int | None]:
-    if rng is None or rng[1] - rng[0] + 1 > MAX_PORTS_PER_RULE:
-        return [None]
-    return list(range(max(rng[0], 1), rng[1] + 1)) or [None]
-
-
-def _addr(prefix: str | None) -> str | None:
-    if prefix is None:
-        return None
-    return prefix[:-3] if prefix.endswith("/32") else prefix
-
-
 def render_nsd(stack: HostStack, service: I.Service) -> str:
     host = stack.host
     topo = host.topology
@@ -115,25 +118,9 @@ def render_nsd(stack: HostStack, service: I.Service) -> str:
     vnfs = [v for v in stack.vnfs if v.vnf.service == service.name]
     switches = sorted({s.entry for s in segments if isinstance(topo.node(s.entry), I.Switch)}
                       | {v.transit.switch for v in vnfs})
-    cls = classify(service.match)
-    paths = [_path(seg, stack, cls.rules) for seg in segments]
+    transits = [(sw, pnfd_id(topo, sw), stack.transit_of(sw)) for sw in switches]
+    chains = [f"from {s.entry}: " + " -> ".join(v.name for v in s.vnfs) for s in segments]
     return render("osm/nsd.yaml.j2", host=host, service=service, vnfs=vnfs,
-                  switches=[(sw, pnfd_id(topo, sw), stack.transit_of(sw)) for sw in switches],
-                  paths=paths, exact=cls.exact,
-                  nsd_id=f"mosaico-{topo.name}-{service.name}-{host.name}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Path:
-    segment: Segment
-    ident: str
-    entry_cpd: str
-    matches: tuple[MatchAttributes, ...]
-
-
-def _path(seg: Segment, stack: HostStack, rules: tuple[FlowRule, ...]) -> _Path:
-    transit = stack.transit_of(seg.entry)
-    port = transit.port if transit is not None else None
-    cpd = f"port{port}" if port is not None else "port"
-    ident = f"{seg.service}-{seg.entry}-{seg.vnfs[0].instance.index}"
-    return _Path(seg, ident, cpd, match_attributes(rules, f"{ident}-rule"))
+                  switches=transits, chains=chains,
+                  mbps={sw: _mbps(t.bandwidth_bps) for sw, _p, t in transits if t},
+                  nsd_id=nsd_id(topo, service.name, host.name))
