@@ -65,8 +65,11 @@ def _u128(v: p4r.Uint128) -> int:
 
 
 def _check_bytes(value: bytes, bitwidth: int, what: str) -> int:
+    """P4Runtime §8.4: any length is accepted if the value fits; an empty string or a value
+    wider than the bitwidth is OUT_OF_RANGE. (PI, behind BMv2, answers INVALID_ARGUMENT to
+    the latter and accepts the former: tests/runtime/test_runtime_conformance.py.)"""
     if not value:
-        raise _Reject(_C.INVALID_ARGUMENT, f"{what}: empty byte string")
+        raise _Reject(_C.OUT_OF_RANGE, f"{what}: empty byte string")
     n = to_int(value)
     if bitwidth and n >> bitwidth:
         raise _Reject(_C.OUT_OF_RANGE, f"{what}: value {n:#x} does not fit in {bitwidth} bits")
