@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -208,6 +209,11 @@ _LazyGroup.lazy = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # gRPC's C core logs to stderr in glog's format, "E1202 16:43:01.27 ... ]" for an error
+    # on 2 December, which reads like mosaico's E1202. mosaico reports what went wrong
+    # itself (with the cause of a failed TLS handshake), so the core stays quiet unless
+    # the user asks for its logs.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     cli.main(args=list(argv) if argv is not None else None, prog_name="mosaico")
 
 

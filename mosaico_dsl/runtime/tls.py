@@ -80,13 +80,16 @@ def diagnose(address: str, ca: Path | None, cert: Path | None, key: Path | None,
         return None
     try:
         with ctx.wrap_socket(raw, server_hostname=expected) as tls:
-            # TLS 1.3 servers refuse a client certificate after the handshake: the alert
-            # arrives instead of the server's first HTTP/2 frame.
+            # A TLS 1.3 server checks the client's certificate after the handshake: it
+            # answers the HTTP/2 preface with an alert or by closing the connection.
             tls.settimeout(min(timeout, 2.0))
             try:
-                tls.recv(1)
+                tls.sendall(_H2_PREFACE)
+                closed = tls.recv(1) == b""
             except TimeoutError:
-                pass
+                closed = False
+        if closed:
+            return _client_refused(cert, "it closed the connection after the handshake")
         return None
     except ssl.SSLCertVerificationError as e:
         if e.verify_code == _HOSTNAME_MISMATCH:
@@ -111,16 +114,24 @@ def diagnose(address: str, ca: Path | None, cert: Path | None, key: Path | None,
                               "check the port")
         if "certificate required" in text or "alert" in text and "certificate" in text or \
                 "unknown ca" in text or "bad certificate" in text or "handshake failure" in text:
-            return TlsProblem(
-                "the switch refused our client certificate"
-                + ("" if cert else " (none was given)") + f" ({e.reason or e})",
-                "pass --cert/--key issued by the CA the switch trusts for clients")
+            return _client_refused(cert, str(e.reason or e))
         return TlsProblem(f"TLS handshake failed: {e.reason or e}",
                           "check --ca, --cert, --key and --tls-server-name")
     except (ConnectionError, OSError):
         return None
     finally:
         raw.close()
+
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _client_refused(cert: Path | None, how: str) -> TlsProblem:
+    if cert is None:
+        return TlsProblem(f"the switch requires a client certificate and none was given ({how})",
+                          "pass --cert/--key issued by the CA the switch trusts for clients")
+    return TlsProblem(f"the switch refused our client certificate {cert} ({how})",
+                      "pass --cert/--key issued by the CA the switch trusts for clients")
 
 
 def _speaks_tls(host: str, port: str, timeout: float) -> TlsProblem | None:
