@@ -80,9 +80,10 @@ class _Payload:
     inverses: tuple[p4r.Update, ...]  # inverses[i] undoes updates[i]
     final: Mapping[str, bytes]  # the entity set recorded once applied
     # recorded with the unit: the address came from --address (later runs keep using it),
-    # and the Thrift API given with --thrift
+    # and BMv2's Thrift API (--thrift, or the topology's thrift_port)
     address_given: bool = False
     thrift: str | None = None
+    thrift_given: bool = False
 
 
 def _reset(e: p4r.Entity, schema: Schema | None) -> p4r.Entity:
@@ -167,18 +168,21 @@ class P4RuntimeTarget:
                                                   None), False
 
     def _thrift_source(self, name: str, store: StateStore, ep: Endpoint
-                       ) -> ThriftSource | None:
-        """BMv2's Thrift API of the switch: ``--thrift``, else recorded at deploy, else the
-        topology's ``thrift_port`` on the P4Runtime address's host."""
+                       ) -> tuple[ThriftSource | None, bool]:
+        """BMv2's Thrift API of the switch, and whether it was given with ``--thrift``:
+        as for the address, this run's ``--thrift``, else one a deploy was given, else the
+        topology's ``thrift_port`` on the P4Runtime address's host, else the recorded one."""
         if name in self.thrift:
-            return ThriftSource(self.thrift[name])
+            return ThriftSource(self.thrift[name]), True
         rec = store.unit(TARGET, name)
-        if rec is not None and rec.data.get("thrift"):
-            return ThriftSource(rec.data["thrift"])
+        if rec is not None and rec.data.get("thrift_given") and rec.data.get("thrift"):
+            return ThriftSource(rec.data["thrift"]), True
         art = self._artifacts(name)
         if art is not None and art.thrift_port:
-            return ThriftSource(f"{ep.address.rpartition(':')[0]}:{art.thrift_port}")
-        return None
+            return ThriftSource(f"{ep.address.rpartition(':')[0]}:{art.thrift_port}"), False
+        if rec is not None and rec.data.get("thrift"):
+            return ThriftSource(rec.data["thrift"]), False
+        return None, False
 
     def _endpoint(self, name: str, store: StateStore) -> Endpoint:
         art = self._artifacts(name)
@@ -292,7 +296,8 @@ class P4RuntimeTarget:
         desired = self._desired(art) if art else None
         want = dict(desired.entities) if desired else {}
         _, address_given = self._address(name, store)
-        thrift = self.thrift.get(name) or (rec.data.get("thrift") if rec else None)
+        source, thrift_given = self._thrift_source(name, store, ep)
+        thrift = source.address if source is not None else None  # recorded for status
         if desired is None and not recorded:
             return UnitPlan(TARGET, name, (), notes=("nothing recorded here",),
                             payload=_Payload(ep, None, False, (), (), {}))
@@ -311,7 +316,7 @@ class P4RuntimeTarget:
                       for e in (*want.values(), *recorded.values()))
             live, unreadable = await self._read_live(
                 conn, mo if not pipeline_change else (), pre,
-                self._thrift_source(name, store, ep)) if has_pipeline else ({}, {})
+                self._thrift_source(name, store, ep)[0]) if has_pipeline else ({}, {})
         except P4RuntimeError as e:
             raise _unreachable(e, ep) from None
         finally:
@@ -399,7 +404,7 @@ class P4RuntimeTarget:
         final = {k: payload(e) for k, e in want.items()}
         return UnitPlan(TARGET, name, tuple(changes), tuple(drift), tuple(notes),
                         _Payload(ep, desired, pipeline_change, tuple(updates), tuple(inverses),
-                                 final, address_given, thrift))
+                                 final, address_given, thrift, thrift_given))
 
     # ------------------------------------------------------------------ apply
 
@@ -413,6 +418,8 @@ class P4RuntimeTarget:
             data["address_given"] = True
         if p.thrift:
             data["thrift"] = p.thrift
+        if p.thrift_given:
+            data["thrift_given"] = True
         if p.desired is not None and p.desired.metrics is not None:
             data["metrics"] = p.desired.metrics
         record = UnitUpdate(TARGET, ep.name,
@@ -558,7 +565,7 @@ class P4RuntimeTarget:
                               + ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
                               + "): counters not read")
                 else:
-                    thrift = self._thrift_source(name, store, ep)
+                    thrift, _ = self._thrift_source(name, store, ep)
 
                     async def registers(names):
                         _, full = await conn.get_pipeline(full=True)

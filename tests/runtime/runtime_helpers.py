@@ -210,7 +210,9 @@ def start_bmv2(log_dir: Path, device_id: int = 1, *target_args: str,
     BMv2 at the same time), waiting until its P4Runtime server listens."""
     grpc_port, thrift_port = free_port(), free_port()
     cmd = [shutil.which("simple_switch_grpc"), "--no-p4", "--device-id", str(device_id),
-           "--thrift-port", str(thrift_port), "--log-file", str(log_dir / "bmv2")]
+           "--thrift-port", str(thrift_port), "--log-file", str(log_dir / "bmv2"),
+           # the default IPC path is per device id, in /tmp: other switches may hold it
+           "--notifications-addr", f"ipc://{log_dir / 'bmv2-notifications.ipc'}"]
     for i in interfaces:
         cmd += ["-i", i]
     proc = subprocess.Popen([*cmd, "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}",

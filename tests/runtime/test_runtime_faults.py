@@ -234,6 +234,14 @@ def test_compile_p4c_puts_the_bmv2_json_in_the_manifest(tmp_path):
     assert json.loads((out / "s1" / "s1.json").read_text())["program"]
 
 
+def test_compile_p4c_without_p4c_is_e0920(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no p4c-bm2-ss here
+    r = mosaico("compile", ROOT / "examples" / "secure_l4s.mosaico", "-o", tmp_path / "b",
+                "--p4c", ok=False)
+    assert "error[E0920]: --p4c needs p4c-bm2-ss, which is not on PATH" in r.output
+    assert not (tmp_path / "b").exists()
+
+
 # --------------------------------------------------------------------------- addresses
 
 
