@@ -1,7 +1,7 @@
 """Controller roles, as the reference target's configuration defines them.
 
 P4Runtime lets a server partition a device among roles, each with its own primary
-controller (spec §6.3 "Role Config"): the default role ``""`` has full pipeline access, and
+controller (P4Runtime spec, "Role Config"): the default role ``""`` has full pipeline access, and
 what any other role may do is agreed "out of band" between the server and its clients. Here
 the agreement is the target's configuration — a JSON document naming each role, the P4
 objects (tables, counters, meters, registers) it may write, whether it may write the
@@ -13,9 +13,9 @@ packet replication engine, and whether it may push a pipeline:
                          "packet_replication": false, "pipeline": false}}}
 
 A role the configuration does not name is refused at arbitration; a client that sends a
-``role.config`` must send exactly the configured one (as a ``google.protobuf.Struct`` of
-its JSON), else ``INVALID_ARGUMENT`` (§6.4). Roles never read less: any controller may
-read anything (§4).
+``role.config`` must send exactly the configured one (as a ``google.protobuf.Struct`` of its JSON),
+else ``INVALID_ARGUMENT`` (spec, "Rules for Handling MasterArbitrationUpdate Messages"). Roles never
+read less: any controller may read anything (spec, "Reference Architecture").
 """
 
 from __future__ import annotations

@@ -65,9 +65,9 @@ def _u128(v: p4r.Uint128) -> int:
 
 
 def _check_bytes(value: bytes, bitwidth: int, what: str) -> int:
-    """P4Runtime §8.4: any length is accepted if the value fits; an empty string or a value
-    wider than the bitwidth is OUT_OF_RANGE. (PI, behind BMv2, answers INVALID_ARGUMENT to
-    the latter and accepts the former: tests/runtime/test_runtime_conformance.py.)"""
+    """P4Runtime spec, "Bytestrings": any length is accepted if the value fits; an empty string or a
+    value wider than the bitwidth is OUT_OF_RANGE. (PI, behind BMv2, answers INVALID_ARGUMENT to the
+    latter and accepts the former: tests/runtime/test_runtime_conformance.py.)"""
     if not value:
         raise _Reject(_C.OUT_OF_RANGE, f"{what}: empty byte string")
     n = to_int(value)
@@ -133,7 +133,8 @@ class _Controller:
 
 
 # Open StreamChannels a target serves at once (PI's limit too); more are refused with
-# RESOURCE_EXHAUSTED (spec §6.4) rather than queued behind them.
+# RESOURCE_EXHAUSTED (spec, "Rules for Handling MasterArbitrationUpdate Messages") rather than
+# queued behind them.
 MAX_STREAMS = 16
 # A stream that has not arbitrated this long is closed: an idle stream holds a server thread.
 ARBITRATION_TIMEOUT = 10.0
@@ -292,7 +293,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
         return self.roles.get(role)
 
     def _authorise(self, role: Role, entity: p4r.Entity) -> None:
-        """Refuse an update outside ``role``'s share of the pipeline (§6.3)."""
+        """Refuse an update outside ``role``'s share of the pipeline (spec, "Role Config")."""
         if role.full:
             return
         which = entity.WhichOneof("entity")

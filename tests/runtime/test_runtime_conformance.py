@@ -162,7 +162,7 @@ def test_malformed_entries(switch):
     too_wide = blocklist(schema, "203.0.113.0/24")
     too_wide.table_entry.match[0].lpm.value = b"\x01" + b"\xcb\x00\x71\x00"
     err = write(address, insert(too_wide))
-    # P4Runtime §8.4 "Bytestrings": a value that does not fit its bitwidth is rejected
+    # P4Runtime spec, "Bytestrings": a value that does not fit its bitwidth is rejected
     # with OUT_OF_RANGE. PI answers INVALID_ARGUMENT ("Bytestring provided does not fit
     # within 32 bits"); the reference target follows the specification.
     assert codes(err) == [C.OUT_OF_RANGE if switch.kind == "reference"
@@ -178,7 +178,7 @@ def test_malformed_entries(switch):
     host_bits = blocklist(schema, "203.0.113.0/24")
     host_bits.table_entry.match[0].lpm.prefix_len = 16
     assert codes(write(address, insert(host_bits))) == [C.INVALID_ARGUMENT]
-    # §9.1.1: a don't-care LPM match (prefix length 0) must be omitted.
+    # P4Runtime spec, "Match Format": a don't-care LPM match (prefix length 0) must be omitted.
     dont_care = blocklist(schema, "10.0.0.0/8")
     dont_care.table_entry.match[0].lpm.prefix_len = 0
     assert codes(write(address, insert(dont_care))) == [C.INVALID_ARGUMENT]
@@ -194,8 +194,8 @@ def test_batch_reports_each_update(switch):
     address, schema = switch.address, switch.schema
     a, b = blocklist(schema, "198.51.100.0/24"), blocklist(schema, "192.0.2.0/24")
     err = write(address, insert(a), insert(a), insert(b))
-    # §12.3: a failed batch is UNKNOWN with one p4.v1.Error per update; under
-    # CONTINUE_ON_ERROR the others are applied.
+    # P4Runtime spec, "Error Reporting Messages": a failed batch is UNKNOWN with one
+    # p4.v1.Error per update; under CONTINUE_ON_ERROR the others are applied.
     assert err is not None and err.code == C.UNKNOWN
     assert [(x.index, x.code) for x in err.errors] == [(1, C.ALREADY_EXISTS)]
     assert len(read(address, p4r.Entity(table_entry=p4r.TableEntry(
@@ -245,7 +245,8 @@ def test_a_lower_election_id_is_refused(switch):
                 with pytest.raises(P4RuntimeError) as refused:
                     await backup.write([insert(blocklist(switch.schema, "10.9.0.0/16"))])
                 return refused.value.code
-    # §6.4: only the primary (the highest election id) may write: PERMISSION_DENIED.
+    # P4Runtime spec, "Client Arbitration and Controller Replication": only the primary
+    # (the highest election id) may write; others get PERMISSION_DENIED.
     assert asyncio.run(go()) == C.PERMISSION_DENIED
 
 

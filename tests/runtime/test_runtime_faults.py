@@ -72,8 +72,9 @@ def test_a_stalled_switch_fails_within_the_timeout(served_switch, lab_build, sta
 
 
 def test_idle_streams_do_not_stall_the_reference_target(lab_schema):
-    """32 streams that never arbitrate: Reads are still served, a controller past the
-    stream limit is told RESOURCE_EXHAUSTED (§6.4), and idle streams are closed."""
+    """32 streams that never arbitrate: Reads are still served, a controller past the stream limit
+    is told RESOURCE_EXHAUSTED (spec, "Rules for Handling MasterArbitrationUpdate Messages"), and
+    idle streams are closed."""
     target = ReferenceTarget(1, lab_schema.p4info, arbitration_timeout=2.0)
     handle = start_server(target)
     address = f"127.0.0.1:{handle.port}"
@@ -276,10 +277,10 @@ ROLES = {"roles": {"stats": {"write": ["MyEgress.l4s_packets"], "pipeline": Fals
 
 
 def test_roles_are_defined_by_the_target(lab_schema):
-    """P4Runtime §6.3: roles are agreed out of band — here, the target's configuration.
-    An undefined role is refused; a defined one writes only its share; the default role's
-    entries and the pipeline stay out of its reach; a role.config other than the agreed
-    one is INVALID_ARGUMENT (§6.4)."""
+    """P4Runtime spec, "Role Config": roles are agreed out of band — here, the target's
+    configuration. An undefined role is refused; a defined one writes only its share; the default
+    role's entries and the pipeline stay out of its reach; a role.config other than the agreed one
+    is INVALID_ARGUMENT ("Rules for Handling MasterArbitrationUpdate Messages")."""
     config = RoleConfig.from_json(ROLES)
     target = ReferenceTarget(1, lab_schema.p4info, roles=config)
     handle = start_server(target)
