@@ -364,3 +364,53 @@ def test_deploy_with_an_undefined_role_is_e1232(served_switch, lab_build, state_
     bad.write_text('{"roles": {"x": {"write": "all"}}}')
     r = mosaico("target", "serve", lab_build / "s1", "--roles", bad, ok=False)
     assert "error[E1231]" in r.output and "write is a list" in r.output
+
+
+# --------------------------------------------------------------------------- interrupted
+
+
+def test_an_interrupted_deploy_restores_the_previous_pipeline(reference_switch, tmp_path,
+                                                              state_path, lab_schema):
+    """Ctrl-C (the run's task cancelled, as asyncio.run does on SIGINT) after a new
+    pipeline was pushed: the previous pipeline comes back with its meter configuration,
+    register and multicast group, read back from the switch."""
+    from mosaico_dsl.runtime.build import load_build
+    from mosaico_dsl.runtime.deployment import deploy
+    from mosaico_dsl.runtime.snapshot import take
+    from mosaico_dsl.runtime.state import StateStore
+    from mosaico_dsl.runtime.switches import P4RuntimeTarget
+
+    sw = reference_switch(device_id=1)
+    first = make_build(tmp_path / "a", {"s1": lab_entries(3)},
+                       extra={"s1/s1.json": b'{"program": "v1"}'})
+    second = make_build(tmp_path / "b", {"s1": lab_entries(5)},
+                        extra={"s1/s1.json": b'{"program": "v2"}'})
+
+    def target(build):
+        return P4RuntimeTarget(load_build(build, {"s1": sw.address}), batch=1,
+                               addresses={"s1": sw.address})
+
+    async def state():
+        async with await connect(Endpoint("r", sw.address, 1), primary=False) as c:
+            snap = await take(c, lab_schema)
+            return sorted(e.SerializeToString(deterministic=True) for e in snap.entities)
+
+    async def interrupted():
+        run = asyncio.current_task()
+
+        def progress(message: str) -> None:
+            if "updates" in message:  # the new pipeline is in, its entries are going in
+                run.cancel()
+        with StateStore(state_path) as store:
+            await deploy([target(second)], store, progress=progress)
+
+    with StateStore(state_path) as store:
+        asyncio.run(deploy([target(first)], store))
+    before = asyncio.run(state())
+    assert any(b"\x08" in e for e in before)  # not empty: entries, meter, register, group
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(interrupted())
+    assert sw.call(lambda: sw.target.pipeline.config.p4_device_config) == b'{"program": "v1"}'
+    assert asyncio.run(state()) == before
+    with StateStore(state_path) as store:
+        assert store.history()[0][4] == "rolled back"
