@@ -414,3 +414,39 @@ def test_an_interrupted_deploy_restores_the_previous_pipeline(reference_switch, 
     assert asyncio.run(state()) == before
     with StateStore(state_path) as store:
         assert store.history()[0][4] == "rolled back"
+
+
+class NoRegisterReads(ReferenceTarget):
+    """Answers register reads as BMv2's P4Runtime server does."""
+
+    def _read(self, e):
+        from mosaico_dsl.runtime.server import _Reject
+
+        if e.WhichOneof("entity") == "register_entry":
+            raise _Reject(C.UNIMPLEMENTED, "Register reads are not supported yet")
+        return super()._read(e)
+
+
+def test_plan_takes_an_unreadable_kind_as_recorded(lab_schema, lab_build, state_path):
+    """A switch that cannot read registers: plan says drift was not checked for them, finds
+    nothing to change, and still sees drift in what it can read."""
+    handle = start_server(NoRegisterReads(1))
+    address = f"127.0.0.1:{handle.port}"
+    try:
+        mosaico("deploy", *p4rt(lab_build, address, state_path))
+        out = mosaico("plan", *p4rt(lab_build, address, state_path)).output
+        note = next(line for line in out.splitlines() if "note: registers:" in line)
+        assert note.startswith("  note: registers: drift not checked, the switch cannot read "
+                               "them (UNIMPLEMENTED: Read: Register reads are not supported "
+                               "yet; thrift 127.0.0.1:9090: ")  # the topology's, tried too
+        assert note.endswith("); taken as recorded")
+        assert "Plan: 0 changes" in out
+
+        async def tamper():
+            async with await connect(Endpoint("ops", address, 1, election_id=9)) as c:
+                await c.write([update(p4r.Update.DELETE, route_entry(0))])
+        asyncio.run(tamper())
+        out = mosaico("plan", *p4rt(lab_build, address, state_path)).output
+        assert "drift since the last deploy (1)" in out and "deleted out of band" in out
+    finally:
+        handle.stop(0)
