@@ -70,6 +70,7 @@ CODES: dict[str, str] = {
     "E0905": "too many services on one switch",
     "E0906": "packet field not parsed by the P4 program",
     "E0907": "mirror target unreachable",
+    "E0920": "p4c failed on a generated program",
     # E11 — simulator
     "E1101": "malformed traffic specification",
     "E1102": "unknown traffic kind",
@@ -104,6 +105,9 @@ CODES: dict[str, str] = {
     "E1220": "OSM operation timed out",
     "E1221": "OSM configuration missing or invalid",
     "E1222": "OSM holds descriptors or an NS that mosaico did not deploy",
+    "E1230": "TLS handshake with the switch failed",
+    "E1231": "the reference target cannot serve (listen address, role configuration)",
+    "E1232": "role refused by the switch",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -174,9 +175,13 @@ def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Output directory (replaced atomically).")
 @click.option("--emit", multiple=True, help="Only these artifact kinds (repeatable).")
+@click.option("--p4c", is_flag=True,
+              help="Also run p4c-bm2-ss on each switch's program: its BMv2 JSON joins the "
+                   "build (and its manifest), as deploying to BMv2 needs.")
 @_SEARCH
 @_guard
-def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str, ...]) -> None:
+def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str, ...],
+                p4c: bool = False) -> None:
     """Check, place and generate every artifact into a directory."""
     from .compiler import BACKENDS, compile
 
@@ -184,7 +189,8 @@ def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}; choose from {', '.join(BACKENDS)}",
                                  param_hint="--emit")
-    result = compile(Path(file), emit=list(emit) or None, search_paths=[Path(s) for s in search])
+    result = compile(Path(file), emit=list(emit) or None, search_paths=[Path(s) for s in search],
+                     options={"p4c": True} if p4c else None)
     _emit(result.warnings, result.sources)
     out = result.write(output)
     click.echo(f"wrote {len(result.artifacts)} files to {out}/", err=True)
@@ -203,6 +209,11 @@ _LazyGroup.lazy = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # gRPC's C core logs to stderr in glog's format, "E1202 16:43:01.27 ... ]" for an error
+    # on 2 December, which reads like mosaico's E1202. mosaico reports what went wrong
+    # itself (with the cause of a failed TLS handshake), so the core stays quiet unless
+    # the user asks for its logs.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     cli.main(args=list(argv) if argv is not None else None, prog_name="mosaico")
 
 

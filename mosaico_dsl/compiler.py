@@ -116,7 +116,12 @@ def _placement_backend(c: Compilation) -> Mapping[str, bytes]:
 def _p4_backend(c: Compilation) -> Mapping[str, bytes]:
     from .backends.p4 import generate
 
-    return generate(c)
+    out = generate(c)
+    if c.options.get("p4c"):  # `mosaico compile --p4c`: p4c's BMv2 JSON joins the build
+        from .backends.p4.p4c import bmv2_json
+
+        out = {**out, **bmv2_json(out)}
+    return out
 
 
 def _vnf_backend(c: Compilation) -> Mapping[str, bytes]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..diagnostics import CompileError, Diagnostic, Note, error
 
 __all__ = ["SwitchArtifacts", "HostArtifacts", "ServiceInfo", "Build", "load_build",
-           "parse_addresses"]
+           "parse_addresses", "parse_listen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class SwitchArtifacts:
     address: str | None
     device_id: int
     directory: Path
+    thrift_port: int | None = None  # BMv2's Thrift runtime API (registers P4Runtime lacks)
 
     @property
     def p4info(self) -> Path:
@@ -104,8 +105,12 @@ def _read_json(path: Path):
 
 
 def _verify(root: Path, manifest: Mapping) -> list[str]:
+    files = manifest.get("files") if isinstance(manifest, Mapping) else None
+    if not isinstance(files, Mapping) or not files or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return ["manifest.json lists no files with their SHA-256"]
     bad = []
-    for rel, digest in sorted(manifest.get("files", {}).items()):
+    for rel, digest in sorted(files.items()):
         p = root / rel
         try:
             actual = hashlib.sha256(p.read_bytes()).hexdigest()
@@ -129,6 +134,7 @@ def load_build(path: Path | str, addresses: Mapping[str, str] | None = None) -> 
     if bad:
         raise _fail("E1202", f"{root} does not match its manifest.json", notes=tuple(bad),
                     hint="recompile instead of editing generated files")
+    covered = set(manifest["files"])
     ir = _read_json(root / "ir.json")
     placement = _read_json(root / "placement.json")
     addresses = dict(addresses or {})
@@ -141,9 +147,11 @@ def load_build(path: Path | str, addresses: Mapping[str, str] | None = None) -> 
             known.append(sw["name"])
             d = root / sw["name"]
             if (d / "p4info.txtpb").is_file():
+                thrift = sw.get("thrift_port") if sw.get("target") == "bmv2" else None
                 switches.append(SwitchArtifacts(sw["name"],
                                                 addresses.get(sw["name"], sw.get("p4runtime")),
-                                                int(sw.get("device_id", 1)), d))
+                                                int(sw.get("device_id", 1)), d,
+                                                int(thrift) if thrift else None))
         for h in topo.get("hosts", []):
             d = root / h["name"]
             if d.is_dir():
@@ -163,24 +171,74 @@ def load_build(path: Path | str, addresses: Mapping[str, str] | None = None) -> 
         services.append(ServiceInfo(name, tuple(dict.fromkeys(n for _, n in inst)), inst))
     program = Path(manifest.get("source", {}).get("path") or root.name).stem
     local = root / "local.json"
+    _check_coverage(root, covered, switches, hosts, local)
     return Build(root=root, program=program,
                  digest=hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest(),
                  services=tuple(services), switches=tuple(switches), hosts=tuple(hosts),
                  local_plan=local if local.is_file() else None)
 
 
-def parse_addresses(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+def _check_coverage(root: Path, covered: set[str], switches, hosts, local: Path) -> None:
+    """Every file the runtime reads must be one the manifest vouches for: a file beside
+    them (a hand-made BMv2 JSON, a stack added later) would otherwise be deployed
+    unchecked."""
+    read = ["ir.json", "placement.json"]
+    for sw in switches:
+        for p in (sw.p4info, sw.entries, sw.metrics, sw.device_config):
+            if p is not None and p.is_file():
+                read.append(p.relative_to(root).as_posix())
+    for h in hosts:
+        if h.stack is not None:
+            read.append(h.stack.relative_to(root).as_posix())
+    if local.is_file():
+        read.append("local.json")
+        try:
+            listed = json.loads(local.read_text(encoding="utf-8")).get("files", {})
+            read += [str(f) for f in listed]
+        except (OSError, ValueError, AttributeError):
+            pass  # the local target reports an unreadable plan itself
+    uncovered = [r for r in read if r not in covered]
+    if not uncovered:
+        return
+    notes = []
+    for r in uncovered:
+        if any(sw.device_config is not None and
+               sw.device_config.relative_to(root).as_posix() == r for sw in switches):
+            notes.append(f"{r} is not covered by manifest.json: it was not made by this "
+                         "compilation (compile with `mosaico compile --p4c` to have p4c's "
+                         "BMv2 JSON made and listed, or remove it to push the P4Info only)")
+        else:
+            notes.append(f"{r} is not covered by manifest.json")
+    raise _fail("E1202", f"{root} holds files its manifest.json does not vouch for",
+                notes=tuple(notes), hint="recompile instead of adding files to a build")
+
+
+def parse_addresses(values: tuple[str, ...] | list[str], option: str = "--address"
+                    ) -> dict[str, str]:
     """``("s1=127.0.0.1:9559", ...)`` → ``{"s1": "127.0.0.1:9559"}``; bad items → E1203."""
     out: dict[str, str] = {}
     diags = []
     for v in values:
         name, sep, addr = v.partition("=")
         host, colon, port = addr.rpartition(":")
-        if not sep or not name or not colon or not host or not port.isdigit():
-            diags.append(error("E1203", f"--address {v!r} is not SWITCH=HOST:PORT",
-                               hint="for example --address s1=127.0.0.1:9559"))
+        if not sep or not name or not colon or not host or not port.isdigit() \
+                or not 1 <= int(port) <= 65535:
+            diags.append(error("E1203", f"{option} {v!r} is not SWITCH=HOST:PORT (a port "
+                                        f"from 1 to 65535)",
+                               hint=f"for example {option} s1=127.0.0.1:"
+                                    f"{9090 if option == '--thrift' else 9559}"))
             continue
         out[name] = addr
     if diags:
         raise CompileError(diags)
     return out
+
+
+def parse_listen(value: str) -> str:
+    """A ``HOST:PORT`` to serve on (port 0: any free port); anything else → E1231."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CompileError([error(
+            "E1231", f"--listen {value!r} is not HOST:PORT with a port from 0 to 65535",
+            hint="for example --listen 127.0.0.1:9559 (port 0 picks a free port)")])
+    return value

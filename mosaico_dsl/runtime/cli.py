@@ -33,7 +33,12 @@ def _options(require_build: bool) -> Callable:
                          help="Target kinds to act on (repeatable; default: every kind "
                               "recorded in the state store, or local if none is)."),
             click.option("--address", "addresses", multiple=True, metavar="SWITCH=HOST:PORT",
-                         help="Override a switch's P4Runtime address (repeatable)."),
+                         help="Override a switch's P4Runtime address (repeatable; recorded "
+                              "at deploy, so later commands use it too)."),
+            click.option("--thrift", "thrift", multiple=True, metavar="SWITCH=HOST:PORT",
+                         help="BMv2's Thrift API of a switch, to read what its P4Runtime "
+                              "cannot (registers); default: the topology's thrift_port on "
+                              "the P4Runtime host (repeatable)."),
             click.option("--state", "state", type=click.Path(dir_okay=False),
                          default=None, help="State store (default $MOSAICO_STATE or "
                                             ".mosaico/state.db)."),
@@ -43,7 +48,8 @@ def _options(require_build: bool) -> Callable:
             click.option("--role", default="", help="P4Runtime role (default: full access)."),
             click.option("--batch", type=click.IntRange(1, 100000), default=500,
                          show_default=True, help="P4Runtime updates per Write request."),
-            click.option("--timeout", type=float, default=10.0, show_default=True,
+            click.option("--timeout", type=click.FloatRange(0, min_open=True), default=10.0,
+                         show_default=True,
                          help="Seconds to wait for a switch to answer."),
             click.option("--stack-timeout", type=float, default=1800.0, show_default=True,
                          help="Seconds to wait for an OpenStack stack or an OSM operation "
@@ -88,6 +94,8 @@ def _tls(ca, cert, key, server_name):
 
     if not (ca or cert or key):
         return None
+    from .tls import check_client_files
+
     if bool(cert) != bool(key):
         raise CompileError([error("E1217", "--cert and --key go together (mutual TLS)",
                                   hint="pass both, or neither for server-only TLS")])
@@ -96,6 +104,10 @@ def _tls(ca, cert, key, server_name):
             raise CompileError([error("E1217", f"{option} {path} is not a PEM file",
                                       hint="TLS files are PEM: -----BEGIN CERTIFICATE----- "
                                            "(or PRIVATE KEY) blocks")])
+    problem = check_client_files(*(Path(x) if x else None for x in (ca, cert, key)))
+    if problem:
+        raise CompileError([error("E1217", problem, hint="pass the certificate and the "
+                                                         "private key issued with it")])
     return TlsConfig(Path(ca) if ca else None, Path(cert) if cert else None,
                      Path(key) if key else None, server_name)
 
@@ -118,7 +130,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
             out.append(P4RuntimeTarget(
                 build, tls=_tls(opts["ca"], opts["cert"], opts["key"], opts["tls_server_name"]),
                 election_id=opts["election_id"], role=opts["role"], batch=opts["batch"],
-                timeout=opts["timeout"], addresses=opts["address_map"]))
+                timeout=opts["timeout"], addresses=opts["address_map"],
+                thrift=parse_addresses(opts["thrift"], "--thrift")))
         elif kind == "openstack":
             if build is not None and not any(h.platform == "openstack" and h.stack
                                              for h in build.hosts) and not store.units(kind):
@@ -263,16 +276,28 @@ def target_group() -> None:
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
 @click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False),
               help="Require client certificates signed by this CA.")
+@click.option("--roles", "roles_file", type=click.Path(exists=True, dir_okay=False),
+              help='Role configuration (JSON: {"roles": {NAME: {"write": [P4 object, ...], '
+                   '"packet_replication": bool, "pipeline": bool}}}); without it only the '
+                   'default role (full access) exists.')
 @_guard
 def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None, no_pipeline: bool,
-              tls_cert, tls_key, tls_client_ca) -> None:
+              tls_cert, tls_key, tls_client_ca, roles_file) -> None:
     """Serve SWITCH_DIR's P4Info as a conforming P4Runtime switch (no data plane)."""
+    from .build import parse_listen
+    from .roles import NO_ROLES, RoleConfig, RoleConfigError
     from .schema import SchemaError, load_p4info
     from .server import ReferenceTarget, TlsServerConfig, serve
 
     d = Path(switch_dir)
     declared = _declared_switch(d)
-    listen = listen or declared.get("p4runtime") or "127.0.0.1:9559"
+    listen = parse_listen(listen or declared.get("p4runtime") or "127.0.0.1:9559")
+    try:
+        roles = RoleConfig.load(Path(roles_file)) if roles_file else NO_ROLES
+    except RoleConfigError as e:
+        raise CompileError([error("E1231", f"--roles {e}",
+                                  hint="see `mosaico target serve --help` for the format")]
+                           ) from None
     device_id = device_id if device_id is not None else int(declared.get("device_id", 1))
     p4info = None
     if not no_pipeline:
@@ -287,7 +312,7 @@ def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None, no_pip
         raise CompileError([error("E1217", "--tls-cert and --tls-key go together")])
     tls = TlsServerConfig(Path(tls_cert), Path(tls_key),
                           Path(tls_client_ca) if tls_client_ca else None) if tls_cert else None
-    target = ReferenceTarget(device_id, p4info)
+    target = ReferenceTarget(device_id, p4info, roles=roles)
 
     def ready(handle) -> None:
         host = listen.rpartition(":")[0]
@@ -298,7 +323,7 @@ def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None, no_pip
     try:
         serve(target, listen, tls, ready)
     except (OSError, RuntimeError) as e:
-        raise CompileError([error("E1205", f"cannot listen on {listen}: {e}")]) from None
+        raise CompileError([error("E1231", f"cannot listen on {listen}: {e}")]) from None
 
 
 def _declared_switch(d: Path) -> dict:

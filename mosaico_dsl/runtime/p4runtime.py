@@ -17,10 +17,11 @@ from pathlib import Path
 import grpc
 
 from ..p4proto import p4i, p4r, p4r_grpc, rpc_status
+from .tls import TlsProblem, diagnose
 
 __all__ = [
-    "TlsConfig", "Endpoint", "P4RuntimeError", "UpdateError", "NotPrimaryError",
-    "SwitchConnection", "connect", "pipeline_cookie", "DEFAULT_BATCH",
+    "TlsConfig", "Endpoint", "P4RuntimeError", "UpdateError", "NotPrimaryError", "TlsError",
+    "SwitchConnection", "connect", "pipeline_cookie", "read_kind", "DEFAULT_BATCH",
 ]
 
 DEFAULT_BATCH = 500  # updates per Write: large enough to amortise the RPC, small for gRPC
@@ -77,6 +78,30 @@ class P4RuntimeError(Exception):
 
 class NotPrimaryError(P4RuntimeError):
     pass
+
+
+class TlsError(P4RuntimeError):
+    """The TLS handshake failed; ``problem`` says why (see :mod:`.tls`)."""
+
+    def __init__(self, switch: str, problem: TlsProblem) -> None:
+        super().__init__(switch, grpc.StatusCode.UNAVAILABLE, problem.message)
+        self.problem = problem
+
+
+def read_kind(entity: p4r.Entity) -> str:
+    """What a Read query asks for, in words: switches implement reads per entity kind."""
+    which = entity.WhichOneof("entity") or "nothing"
+    if which == "table_entry" and entity.table_entry.is_default_action:
+        return "default entries"
+    if which == "packet_replication_engine_entry":
+        kind = entity.packet_replication_engine_entry.WhichOneof("type") or ""
+        return "clone sessions" if kind == "clone_session_entry" else "multicast groups"
+    return _KIND_WORDS.get(which, which)
+
+
+_KIND_WORDS = {"table_entry": "table entries", "register_entry": "registers",
+               "meter_entry": "meters", "counter_entry": "counters",
+               "direct_counter_entry": "direct counters", "direct_meter_entry": "direct meters"}
 
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
@@ -161,7 +186,7 @@ class SwitchConnection:
             raise self._fail(e, "arbitration") from None
         except TimeoutError:
             raise P4RuntimeError(self.name, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                 "no arbitration answer") from None
+                                 f"no arbitration answer within {self.timeout:g}s") from None
         arb = msg.arbitration
         self.primary_election_id = (arb.election_id.high << 64) | arb.election_id.low
         self.is_primary = arb.status.code == 0
@@ -258,6 +283,27 @@ class SwitchConnection:
             raise self._fail(e, "Read") from None
         return out
 
+    async def read_each(self, entities: Iterable[p4r.Entity]
+                        ) -> tuple[list[p4r.Entity], dict[str, P4RuntimeError]]:
+        """Read ``entities`` one entity kind per request, so a kind the switch cannot read
+        (``UNIMPLEMENTED``: BMv2's registers) costs only that kind: the entities read, and
+        the unreadable kinds with the switch's answer. Any other failure raises."""
+        groups: dict[str, list[p4r.Entity]] = {}
+        for e in entities:
+            groups.setdefault(read_kind(e), []).append(e)
+        results = await asyncio.gather(*(self.read(qs) for qs in groups.values()),
+                                       return_exceptions=True)
+        out: list[p4r.Entity] = []
+        unavailable: dict[str, P4RuntimeError] = {}
+        for kind, r in zip(groups, results, strict=True):
+            if isinstance(r, P4RuntimeError) and r.code == grpc.StatusCode.UNIMPLEMENTED:
+                unavailable[kind] = r
+            elif isinstance(r, BaseException):
+                raise r
+            else:
+                out.extend(r)
+        return out, unavailable
+
     async def close(self) -> None:
         if self._outbox is not None:
             await self._outbox.put(None)
@@ -284,12 +330,21 @@ async def connect(endpoint: Endpoint, *, primary: bool = True, timeout: float = 
                                           options=options)
     else:
         channel = grpc.aio.insecure_channel(endpoint.address, options=options)
-    conn = SwitchConnection(endpoint, channel, p4r_grpc.P4RuntimeStub(channel))
+    # Every answer the switch owes is awaited ``timeout`` seconds at most: a stalled switch
+    # fails the first call that goes unanswered.
+    conn = SwitchConnection(endpoint, channel, p4r_grpc.P4RuntimeStub(channel), timeout)
     try:
         async with asyncio.timeout(timeout):
             await channel.channel_ready()
     except TimeoutError:
         await channel.close()
+        tls = endpoint.tls
+        problem = await asyncio.to_thread(
+            diagnose, endpoint.address, tls.ca if tls else None, tls.cert if tls else None,
+            tls.key if tls else None, tls.server_name if tls else None, min(timeout, 5.0),
+            tls is not None)
+        if problem is not None:
+            raise TlsError(endpoint.name, problem) from None
         raise P4RuntimeError(endpoint.name, grpc.StatusCode.UNAVAILABLE,
                              f"cannot reach {endpoint.address} within {timeout:g}s") from None
     try:

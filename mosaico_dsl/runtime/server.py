@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from google.protobuf import any_pb2
 
 from ..p4proto import p4d, p4i, p4r, p4r_grpc, rpc_status
 from .entities import canonical, canonical_bytes, to_int
+from .roles import NO_ROLES, Role, RoleConfig
 from .schema import MatchKind, Schema, TableInfo
 
 __all__ = ["ReferenceTarget", "ServerHandle", "start_server", "serve", "TlsServerConfig"]
@@ -63,8 +65,11 @@ def _u128(v: p4r.Uint128) -> int:
 
 
 def _check_bytes(value: bytes, bitwidth: int, what: str) -> int:
+    """P4Runtime spec, "Bytestrings": any length is accepted if the value fits; an empty string or a
+    value wider than the bitwidth is OUT_OF_RANGE. (PI, behind BMv2, answers INVALID_ARGUMENT to the
+    latter and accepts the former: tests/runtime/test_runtime_conformance.py.)"""
     if not value:
-        raise _Reject(_C.INVALID_ARGUMENT, f"{what}: empty byte string")
+        raise _Reject(_C.OUT_OF_RANGE, f"{what}: empty byte string")
     n = to_int(value)
     if bitwidth and n >> bitwidth:
         raise _Reject(_C.OUT_OF_RANGE, f"{what}: value {n:#x} does not fit in {bitwidth} bits")
@@ -127,16 +132,32 @@ class _Controller:
     queue: queue.SimpleQueue
 
 
+# Open StreamChannels a target serves at once (PI's limit too); more are refused with
+# RESOURCE_EXHAUSTED (spec, "Rules for Handling MasterArbitrationUpdate Messages") rather than
+# queued behind them.
+MAX_STREAMS = 16
+# A stream that has not arbitrated this long is closed: an idle stream holds a server thread.
+ARBITRATION_TIMEOUT = 10.0
+
+
 class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
     """One P4Runtime device. One lock serialises every RPC: each sees a consistent state.
 
     It is served by grpcio's thread-pool server (not ``grpc.aio``), so it can run in a
     thread of a process whose asyncio loops belong to clients, as tests and benchmarks do.
+    ``roles`` is the target's role configuration (:mod:`.roles`): without one, only the
+    default role exists.
     """
 
     def __init__(self, device_id: int = 1, p4info: p4i.P4Info | None = None,
-                 device_config: bytes = b"") -> None:
+                 device_config: bytes = b"", *, roles: RoleConfig = NO_ROLES,
+                 max_streams: int = MAX_STREAMS,
+                 arbitration_timeout: float = ARBITRATION_TIMEOUT) -> None:
         self.device_id = device_id
+        self.roles = roles
+        self.max_streams = max_streams
+        self.arbitration_timeout = arbitration_timeout
+        self.streams = 0  # StreamChannels open now
         self.pipeline: _Pipeline | None = None
         self.saved: _Pipeline | None = None
         self.state = _State()
@@ -180,9 +201,15 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
 
     def StreamChannel(self, request_iterator: Iterator[p4r.StreamMessageRequest],
                       context: grpc.ServicerContext):
+        with self.lock:
+            if self.streams >= self.max_streams:
+                context.abort(_C.RESOURCE_EXHAUSTED,
+                              f"too many open streams ({self.max_streams}); close one first")
+            self.streams += 1
         me: _Controller | None = None
         role = ""
         out: queue.SimpleQueue = queue.SimpleQueue()
+        arbitrated = threading.Event()
         context.add_callback(lambda: out.put(None))  # the RPC ended: stop waiting
 
         def pump() -> None:
@@ -202,6 +229,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
                             self.controllers.setdefault(role, []).append(me)
                         else:
                             me.election_id = _u128(req.arbitration.election_id)
+                        arbitrated.set()
                         self._notify(role)
             except grpc.RpcError:
                 pass
@@ -209,8 +237,17 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
 
         threading.Thread(target=pump, daemon=True, name="p4rt-stream").start()
         try:
+            deadline = time.monotonic() + self.arbitration_timeout
             while True:
-                item = out.get()
+                try:
+                    item = out.get(timeout=None if arbitrated.is_set() else
+                                   max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    if arbitrated.is_set():
+                        continue
+                    context.abort(_C.FAILED_PRECONDITION,
+                                  f"no MasterArbitrationUpdate within "
+                                  f"{self.arbitration_timeout:g}s of opening the stream")
                 if item is None:
                     return
                 if isinstance(item, _Reject):
@@ -218,6 +255,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
                 yield item
         finally:
             with self.lock:
+                self.streams -= 1
                 if me is not None:
                     self.controllers[role].remove(me)
                     self._notify(role)
@@ -227,6 +265,15 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             return _Reject(_C.NOT_FOUND, f"device id {arb.device_id} is not {self.device_id}")
         if me is not None and arb.role.name != role:
             return _Reject(_C.FAILED_PRECONDITION, "a stream cannot change its role")
+        defined = self.roles.get(arb.role.name)
+        if defined is None:
+            return _Reject(_C.PERMISSION_DENIED,
+                           f"role {arb.role.name!r} is not defined by this target's role "
+                           f"configuration")
+        if arb.role.HasField("config") and not self.roles.matches(defined, arb.role.config):
+            return _Reject(_C.INVALID_ARGUMENT,
+                           f"role.config does not match the target's configuration of role "
+                           f"{arb.role.name!r}")
         election = _u128(arb.election_id)
         others = [c for c in self.controllers.get(arb.role.name, []) if c is not me]
         if any(c.election_id == election for c in others):
@@ -234,7 +281,8 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
                            f"election id {election} is already in use by another controller")
         return None
 
-    def _check_primary(self, device_id: int, election: p4r.Uint128, role: str) -> None:
+    def _check_primary(self, device_id: int, election: p4r.Uint128, role: str) -> Role:
+        """The role of the primary controller sending this request, or a rejection."""
         if device_id != self.device_id:
             raise _Reject(_C.NOT_FOUND, f"device id {device_id} is not {self.device_id}")
         primary = self._primary(role)
@@ -242,6 +290,30 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             raise _Reject(_C.PERMISSION_DENIED,
                           "not the primary controller: open a StreamChannel and win the "
                           "arbitration with this election id first")
+        return self.roles.get(role)
+
+    def _authorise(self, role: Role, entity: p4r.Entity) -> None:
+        """Refuse an update outside ``role``'s share of the pipeline (spec, "Role Config")."""
+        if role.full:
+            return
+        which = entity.WhichOneof("entity")
+        if which == "packet_replication_engine_entry":
+            if not role.packet_replication:
+                raise _Reject(_C.PERMISSION_DENIED, f"role {role.name!r} may not write the "
+                                                    f"packet replication engine")
+            return
+        msg = getattr(entity, which) if which else None
+        if which in ("direct_counter_entry", "direct_meter_entry"):
+            obj_id = msg.table_entry.table_id
+        elif which == "table_entry":
+            obj_id = msg.table_id
+        elif which in ("counter_entry", "meter_entry", "register_entry"):
+            obj_id = getattr(msg, which.replace("_entry", "_id"))
+        else:
+            return  # refused as unsupported by _apply
+        name = self.pipeline.schema.name_of(obj_id)
+        if not role.may_write(name):
+            raise _Reject(_C.PERMISSION_DENIED, f"role {role.name!r} may not write {name}")
 
     # ------------------------------------------------------------------ pipeline
 
@@ -252,7 +324,10 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
     def _set_pipeline(self, request, context):
         A = p4r.SetForwardingPipelineConfigRequest
         try:
-            self._check_primary(request.device_id, request.election_id, request.role)
+            role = self._check_primary(request.device_id, request.election_id, request.role)
+            if not role.pipeline:
+                raise _Reject(_C.PERMISSION_DENIED,
+                              f"role {role.name!r} may not set the forwarding pipeline")
             action = request.action
             if action == A.UNSPECIFIED:
                 raise _Reject(_C.INVALID_ARGUMENT, "pipeline action is unspecified")
@@ -313,7 +388,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
     def _write(self, request: p4r.WriteRequest, context):
         self.writes += 1
         try:
-            self._check_primary(request.device_id, request.election_id, request.role)
+            role = self._check_primary(request.device_id, request.election_id, request.role)
             if self.pipeline is None:
                 raise _Reject(_C.FAILED_PRECONDITION, "no forwarding pipeline is set")
         except _Reject as r:
@@ -323,6 +398,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
         undo: list = []
         for u in request.updates:
             try:
+                self._authorise(role, u.entity)
                 undo.append(self._apply(u))
                 errors.append(None)
                 self.updates += 1
@@ -826,13 +902,16 @@ class ServerHandle:
 
 
 def start_server(target: ReferenceTarget, listen: str = "127.0.0.1:0",
-                 tls: TlsServerConfig | None = None, workers: int = 32) -> ServerHandle:
+                 tls: TlsServerConfig | None = None, workers: int | None = None
+                 ) -> ServerHandle:
     """Start serving ``target`` on ``listen`` (port 0 picks a free port) in threads.
 
-    Each open StreamChannel holds one worker thread, so ``workers`` bounds the number of
-    controllers connected at once (plus the RPCs in flight).
+    Each open StreamChannel holds one worker thread; the target admits ``max_streams`` of
+    them, and the pool has ``workers`` threads beyond those (16 by default) for unary RPCs,
+    so open streams, idle or not, never starve a Read or a Write.
     """
-    server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="p4rt"),
+    threads = target.max_streams + (16 if workers is None else workers)
+    server = grpc.server(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="p4rt"),
                          options=[("grpc.max_receive_message_length", 64 << 20),
                                   ("grpc.max_send_message_length", 64 << 20),
                                   ("grpc.so_reuseport", 0)])

@@ -10,21 +10,28 @@ inferred from the objects' names.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from google.protobuf import json_format
 
 from ..p4proto import p4r
 from .entities import canonical, identity
+from .p4runtime import P4RuntimeError
+from .thrift import ThriftError
 
 if TYPE_CHECKING:
     from ..backends.p4.metrics import Scope, Source, SwitchMetrics
     from .p4runtime import SwitchConnection
     from .schema import Schema
 
-__all__ = ["Metrics", "StatusRow", "render_status", "read_switch_metrics", "missing_sources"]
+__all__ = ["Metrics", "StatusRow", "render_status", "read_switch_metrics", "missing_sources",
+           "METRICS", "P4RUNTIME"]
+
+METRICS = ("packets", "drops", "ce_marks", "queue_delay")
+P4RUNTIME = "p4runtime"
+_SHORT = {"packets": "packets", "drops": "drops", "ce_marks": "CE", "queue_delay": "qdelay"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +61,35 @@ class StatusRow:
     state: str  # running | not deployed | unreachable | drift | CREATE_COMPLETE | ...
     metrics: Metrics = Metrics()
     detail: str = ""
+    # metric (METRICS) → where its figure came from ("p4runtime", "thrift HOST:PORT"), or
+    # "unavailable: <why>" when the device could not give it
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         m = self.metrics
         return {"service": self.service, "node": self.node, "target": self.target,
                 "state": self.state, "packets": m.packets, "drops": m.drops,
                 "ce_marks": m.ce_marks, "queue_delay_ns": m.queue_delay_ns,
-                "detail": self.detail}
+                "detail": self.detail, "sources": dict(self.sources)}
+
+    @property
+    def notes(self) -> str:
+        """The detail, and every figure not read over P4Runtime with where it came from."""
+        out = [self.detail] if self.detail else []
+        unavailable: dict[str, list[str]] = {}
+        other: dict[str, list[str]] = {}
+        for metric in METRICS:
+            src = self.sources.get(metric)
+            if src is None or src == P4RUNTIME:
+                continue
+            if src.startswith("unavailable: "):
+                unavailable.setdefault(src.removeprefix("unavailable: "), []).append(
+                    _SHORT[metric])
+            else:
+                other.setdefault(src, []).append(_SHORT[metric])
+        out += [f"{', '.join(m)} via {src}" for src, m in other.items()]
+        out += [f"{', '.join(m)} unavailable ({why})" for why, m in unavailable.items()]
+        return "; ".join(out)
 
 
 def _delay(ns: int | None) -> str:
@@ -78,7 +107,7 @@ def render_status(rows: Sequence[StatusRow]) -> str:
     body = [(r.service, r.node, r.target, r.state,
              *("-" if v is None else str(v) for v in (r.metrics.packets, r.metrics.drops,
                                                        r.metrics.ce_marks)),
-             _delay(r.metrics.queue_delay_ns), r.detail) for r in rows]
+             _delay(r.metrics.queue_delay_ns), r.notes) for r in rows]
     widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in (head, *body))
@@ -119,18 +148,38 @@ def missing_sources(metrics: SwitchMetrics, schema: Schema) -> list[str]:
     return sorted(set(out))
 
 
-async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics
-                              ) -> dict[str, Metrics]:
-    """``"*"`` → the switch's totals, service name → its own, read live."""
+RegisterReader = Callable[[Sequence[str]], Awaitable[Mapping[str, Sequence[int]]]]
+_KIND = {"counter": "counters", "register": "registers", "direct_counter": "direct counters"}
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchReading:
+    """What one status read of a switch gave: per scope, its figures and their sources."""
+
+    metrics: Mapping[str, Metrics]
+    sources: Mapping[str, Mapping[str, str]]
+
+
+async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics,
+                              registers: RegisterReader | None = None,
+                              registers_source: str = "") -> SwitchReading:
+    """``"*"`` → the switch's totals, service name → its own, read live.
+
+    Each entity kind is read on its own request: a kind the switch cannot read over
+    P4Runtime leaves only the figures built on it unavailable (with the switch's reason),
+    unless ``registers`` can read registers another way (BMv2's Thrift API), in which case
+    those figures say they came from ``registers_source``."""
     scopes: dict[str, Scope] = {"*": metrics.node, **{s.service: s.scope
                                                       for s in metrics.services}}
     keys = {src: _key(src) for sc in scopes.values() for src in sc.sources}
     queries: dict[tuple, p4r.Entity] = {}
+    names: dict[int, str] = {}
     for src in keys:
         if src.object == "counter":
             queries[("c", src.id)] = p4r.Entity(counter_entry=p4r.CounterEntry(
                 counter_id=src.id))
         elif src.object == "register":
+            names[src.id] = src.name
             queries[("r", src.id)] = p4r.Entity(register_entry=p4r.RegisterEntry(
                 register_id=src.id))
         else:
@@ -138,7 +187,8 @@ async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics
                                                       DirectCounterEntry(table_entry=p4r.
                                                       TableEntry(table_id=src.table_id)))
     values: dict[tuple, int] = {}
-    for e in await conn.read(queries.values()) if queries else []:
+    read, failed = await conn.read_each(queries.values()) if queries else ([], {})
+    for e in read:
         which = e.WhichOneof("entity")
         if which == "counter_entry":
             c = e.counter_entry
@@ -151,7 +201,43 @@ async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics
             d = e.direct_counter_entry
             values[("direct_counter", d.table_entry.table_id,
                     _entry_key(d.table_entry.table_id, d.table_entry))] = d.data.packet_count
-    return {name: _aggregate(scope, keys, values) for name, scope in scopes.items()}
+    origin = {kind: P4RUNTIME for kind in _KIND.values()}
+    unavailable = {k: f"{k}: {v.code.name}: {v.message}" for k, v in failed.items()}
+    if "registers" in unavailable and registers is not None:
+        try:
+            cells = await registers(sorted(set(names.values())))
+        except (ThriftError, P4RuntimeError) as e:  # the fallback's reason
+            unavailable["registers"] += f"; {registers_source or 'fallback'}: {e}"
+        else:
+            by_name = {n: i for i, n in names.items()}
+            for name, vals in cells.items():
+                for index, v in enumerate(vals):
+                    values[("register", by_name[name], index)] = v
+            del unavailable["registers"]
+            origin["registers"] = registers_source
+    out: dict[str, Metrics] = {}
+    sources: dict[str, dict[str, str]] = {}
+    for name, scope in scopes.items():
+        out[name] = _aggregate(scope, keys, values)
+        sources[name] = {}
+        for metric in METRICS:
+            kinds = sorted({_KIND[s.object] for s in getattr(scope, metric)})
+            if not kinds:
+                continue
+            missing = [unavailable[k] for k in kinds if k in unavailable]
+            if missing:
+                sources[name][metric] = "unavailable: " + "; ".join(missing)
+                out[name] = _without(out[name], metric)
+            else:
+                sources[name][metric] = "+".join(dict.fromkeys(origin[k] for k in kinds))
+    return SwitchReading(out, sources)
+
+
+def _without(m: Metrics, metric: str) -> Metrics:
+    """``m`` with ``metric`` unknown: a sum over part of its cells would mislead."""
+    field_name = "queue_delay_ns" if metric == "queue_delay" else metric
+    return Metrics(**{f: (None if f == field_name else getattr(m, f))
+                      for f in ("packets", "drops", "ce_marks", "queue_delay_ns")})
 
 
 def _aggregate(scope: Scope, keys: Mapping[Source, tuple], values: Mapping[tuple, int]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from ..diagnostics import CompileError, Note, error
-from ..p4proto import p4r
+from ..p4proto import p4i, p4r
 from .build import Build, SwitchArtifacts
 from .entities import (
     MODIFY_ONLY,
@@ -39,13 +39,17 @@ from .p4runtime import (
     P4RuntimeError,
     SwitchConnection,
     TlsConfig,
+    TlsError,
     connect,
     pipeline_cookie,
+    read_kind,
 )
 from .plan import ADD, DELETE, MODIFY, REPLACE, Change, UnitPlan
 from .schema import Schema, SchemaError, load_p4info
+from .snapshot import restore_updates, take
 from .state import StateStore, UnitUpdate
-from .status import Metrics, StatusRow, missing_sources, read_switch_metrics
+from .status import StatusRow, missing_sources, read_switch_metrics
+from .thrift import ThriftError, ThriftSource
 from .transaction import Transaction
 
 if TYPE_CHECKING:
@@ -75,6 +79,11 @@ class _Payload:
     updates: tuple[p4r.Update, ...]
     inverses: tuple[p4r.Update, ...]  # inverses[i] undoes updates[i]
     final: Mapping[str, bytes]  # the entity set recorded once applied
+    # recorded with the unit: the address came from --address (later runs keep using it),
+    # and BMv2's Thrift API (--thrift, or the topology's thrift_port)
+    address_given: bool = False
+    thrift: str | None = None
+    thrift_given: bool = False
 
 
 def _reset(e: p4r.Entity, schema: Schema | None) -> p4r.Entity:
@@ -131,11 +140,13 @@ class P4RuntimeTarget:
 
     def __init__(self, build: Build | None, *, tls: TlsConfig | None = None,
                  election_id: int = 1, role: str = "", batch: int = DEFAULT_BATCH,
-                 timeout: float = 10.0, addresses: Mapping[str, str] | None = None) -> None:
+                 timeout: float = 10.0, addresses: Mapping[str, str] | None = None,
+                 thrift: Mapping[str, str] | None = None) -> None:
         self.build = build
         self.tls, self.election_id, self.role = tls, election_id, role
         self.batch, self.timeout = batch, timeout
         self.addresses = dict(addresses or {})
+        self.thrift = dict(thrift or {})
 
     # ------------------------------------------------------------------ endpoints
 
@@ -143,11 +154,40 @@ class P4RuntimeTarget:
         names = [s.name for s in self.build.switches] if self.build else []
         return list(dict.fromkeys([*names, *(u.name for u in store.units(TARGET))]))
 
+    def _address(self, name: str, store: StateStore) -> tuple[str | None, bool]:
+        """Where the switch is, and whether that was given with ``--address``: this run's
+        ``--address``, else the one a deploy was given (recorded), else the topology's,
+        else the recorded one (the build is gone)."""
+        if name in self.addresses:
+            return self.addresses[name], True
+        art = self._artifacts(name)
+        rec = store.unit(TARGET, name)
+        if rec is not None and rec.data.get("address_given") and rec.data.get("address"):
+            return rec.data["address"], True
+        return (art.address if art else None) or (rec.data.get("address") if rec else
+                                                  None), False
+
+    def _thrift_source(self, name: str, store: StateStore, ep: Endpoint
+                       ) -> tuple[ThriftSource | None, bool]:
+        """BMv2's Thrift API of the switch, and whether it was given with ``--thrift``:
+        as for the address, this run's ``--thrift``, else one a deploy was given, else the
+        topology's ``thrift_port`` on the P4Runtime address's host, else the recorded one."""
+        if name in self.thrift:
+            return ThriftSource(self.thrift[name]), True
+        rec = store.unit(TARGET, name)
+        if rec is not None and rec.data.get("thrift_given") and rec.data.get("thrift"):
+            return ThriftSource(rec.data["thrift"]), True
+        art = self._artifacts(name)
+        if art is not None and art.thrift_port:
+            return ThriftSource(f"{ep.address.rpartition(':')[0]}:{art.thrift_port}"), False
+        if rec is not None and rec.data.get("thrift"):
+            return ThriftSource(rec.data["thrift"]), False
+        return None, False
+
     def _endpoint(self, name: str, store: StateStore) -> Endpoint:
         art = self._artifacts(name)
         rec = store.unit(TARGET, name)
-        address = self.addresses.get(name) or (art.address if art else None) or \
-            (rec.data.get("address") if rec else None)
+        address, _ = self._address(name, store)
         device_id = art.device_id if art else int(rec.data.get("device_id", 1)) if rec else 1
         if not address:
             raise CompileError([error(
@@ -193,24 +233,59 @@ class P4RuntimeTarget:
         return list(results)
 
     async def _read_live(self, conn: SwitchConnection, modify_only: Iterable[p4r.Entity],
-                         pre: bool) -> dict[str, p4r.Entity]:
+                         pre: bool, thrift: ThriftSource | None
+                         ) -> tuple[dict[str, p4r.Entity], dict[str, str]]:
+        """The switch's entities as they are now, and the entity kinds it cannot read (with
+        the reason). Registers P4Runtime cannot read are read through ``thrift``."""
         queries = [p4r.Entity(table_entry=p4r.TableEntry())]
         seen = set()
+        registers = []
         for e in modify_only:
             q = _query(e)
             k = q.SerializeToString(deterministic=True)
             if k not in seen:
                 seen.add(k)
                 queries.append(q)
+                if e.HasField("register_entry"):
+                    registers.append(e.register_entry)
         if pre:
             queries.append(p4r.Entity(packet_replication_engine_entry=p4r.
                                       PacketReplicationEngineEntry(
                                           multicast_group_entry=p4r.MulticastGroupEntry())))
+        read, failed = await conn.read_each(queries)
+        unavailable = {k: f"{v.code.name}: {v.message}" for k, v in failed.items()}
+        if "registers" in unavailable and thrift is not None:
+            try:
+                read += await self._thrift_registers(conn, thrift, registers)
+                del unavailable["registers"]
+            except (ThriftError, SchemaError, P4RuntimeError) as e:  # its reason
+                unavailable["registers"] += f"; {thrift}: {e}"
         live = {}
-        for e in await conn.read(queries):
+        for e in read:
             c = canonical(e)
             live[identity(c)] = c
-        return live
+        return live, unavailable
+
+    async def _thrift_registers(self, conn: SwitchConnection, thrift: ThriftSource,
+                                cells: Sequence[p4r.RegisterEntry]) -> list[p4r.Entity]:
+        _, cfg = await conn.get_pipeline(full=True)
+        schema = Schema(cfg.p4info)
+        names = sorted({schema.registers[c.register_id].name for c in cells
+                        if c.register_id in schema.registers})
+        values = await thrift.read_registers(names, conn.endpoint.device_id,
+                                             cfg.p4_device_config, self.timeout)
+        out = []
+        for c in cells:
+            info = schema.registers.get(c.register_id)
+            vals = values.get(info.name, ()) if info else ()
+            if c.index.index < len(vals):
+                e = p4r.Entity()
+                e.register_entry.register_id = c.register_id
+                e.register_entry.index.index = c.index.index
+                e.register_entry.data.bitstring = vals[c.index.index].to_bytes(
+                    max(1, (info.bitwidth + 7) // 8), "big")
+                out.append(e)
+        return out
 
     async def _plan_one(self, name: str, store: StateStore, destroy: bool) -> UnitPlan:
         art = None if destroy else self._artifacts(name)
@@ -220,6 +295,9 @@ class P4RuntimeTarget:
         recorded = {k: _parse(v) for k, v in store.entities(TARGET, name).items()}
         desired = self._desired(art) if art else None
         want = dict(desired.entities) if desired else {}
+        _, address_given = self._address(name, store)
+        source, thrift_given = self._thrift_source(name, store, ep)
+        thrift = source.address if source is not None else None  # recorded for status
         if desired is None and not recorded:
             return UnitPlan(TARGET, name, (), notes=("nothing recorded here",),
                             payload=_Payload(ep, None, False, (), (), {}))
@@ -236,8 +314,9 @@ class P4RuntimeTarget:
             mo = [e for e in (*want.values(), *recorded.values()) if kind_of(e) in MODIFY_ONLY]
             pre = any(e.HasField("packet_replication_engine_entry")
                       for e in (*want.values(), *recorded.values()))
-            live = await self._read_live(conn, mo if not pipeline_change else (), pre) \
-                if has_pipeline else {}
+            live, unreadable = await self._read_live(
+                conn, mo if not pipeline_change else (), pre,
+                self._thrift_source(name, store, ep)[0]) if has_pipeline else ({}, {})
         except P4RuntimeError as e:
             raise _unreachable(e, ep) from None
         finally:
@@ -246,6 +325,17 @@ class P4RuntimeTarget:
         shown = desired.schema if desired else live_schema
         notes: list[str] = []
         drift: list[Change] = []
+        # Entities of a kind the switch cannot read are taken to be as recorded: their
+        # drift is not checked, and the plan says so.
+        for kind, reason in sorted(unreadable.items()):
+            assumed = [k for k, e in (*recorded.items(), *want.items())
+                       if read_kind(e) == kind]
+            for k in assumed:
+                if k in recorded:
+                    live[k] = recorded[k]
+            if assumed:
+                notes.append(f"{kind}: drift not checked, the switch cannot read them "
+                             f"({reason}); taken as recorded")
         recorded_cookie = int(rec.fingerprint) if rec else None
         if rec is not None and live_cookie != recorded_cookie:
             drift.append(Change(REPLACE, "forwarding pipeline",
@@ -314,7 +404,7 @@ class P4RuntimeTarget:
         final = {k: payload(e) for k, e in want.items()}
         return UnitPlan(TARGET, name, tuple(changes), tuple(drift), tuple(notes),
                         _Payload(ep, desired, pipeline_change, tuple(updates), tuple(inverses),
-                                 final))
+                                 final, address_given, thrift, thrift_given))
 
     # ------------------------------------------------------------------ apply
 
@@ -324,6 +414,12 @@ class P4RuntimeTarget:
         ep = p.endpoint
         unit = f"{TARGET} {ep.name}"
         data = {"address": ep.address, "device_id": ep.device_id}
+        if p.address_given:
+            data["address_given"] = True
+        if p.thrift:
+            data["thrift"] = p.thrift
+        if p.thrift_given:
+            data["thrift_given"] = True
         if p.desired is not None and p.desired.metrics is not None:
             data["metrics"] = p.desired.metrics
         record = UnitUpdate(TARGET, ep.name,
@@ -367,30 +463,40 @@ class P4RuntimeTarget:
                              unit: str, progress: Progress) -> bool:
         """Push the new pipeline; journal restoring the old one. False: there was none."""
         old_cookie, old_cfg = await conn.get_pipeline(full=True)
-        old_entities: list[p4r.Entity] = []
+        snapshot = None
         if old_cfg.p4info.tables:
-            old_entities = [canonical(e) for e in
-                            await conn.read([p4r.Entity(table_entry=p4r.TableEntry())])]
+            try:
+                old_schema = Schema(old_cfg.p4info)
+            except SchemaError:
+                old_schema = Schema(p4i.P4Info())  # unreadable: restore its entries only
+            snapshot = await take(conn, old_schema)
         progress(f"{p.endpoint.name}: pushing the forwarding pipeline")
         try:
             await conn.set_pipeline(p.desired.schema.p4info, p.desired.device_config,
                                     p.desired.cookie)
         except P4RuntimeError as e:
+            if e.code == grpc.StatusCode.PERMISSION_DENIED:
+                raise _lost_primary(e, p.endpoint) from None
             raise CompileError([error(
                 "E1208", f"switch {p.endpoint.name} rejected the forwarding pipeline: "
                          f"{e.code.name}: {e.message}",
                 hint="check that p4info.txtpb and the BMv2 JSON come from the same p4c run")]
             ) from None
         ep = p.endpoint
-        if not old_cfg.p4info.tables:
+        if snapshot is None:
             return False
+        updates = restore_updates(snapshot)
 
         async def restore() -> None:
             async with await connect(ep, timeout=self.timeout) as c:
                 await c.restore_pipeline(old_cfg)
-                await c.write([_update(_U.INSERT, e) for e in old_entities], self.batch)
-        tx.record(unit, f"restore the previous pipeline (cookie {old_cookie}) and its "
-                        f"{len(old_entities)} entries", restore)
+                await c.write(updates, self.batch)
+        # A kind the switch cannot read it cannot be written either (BMv2's registers), so
+        # mosaico cannot have changed it; the undo says what it leaves out.
+        unread = "".join(f"; {k} not restored ({why})" for k, why in
+                         snapshot.unavailable.items())
+        tx.record(unit, f"restore the previous pipeline (cookie {old_cookie}) and its state: "
+                        f"{snapshot.summary()}{unread}", restore)
         return True
 
     async def _write_inverses(self, ep: Endpoint, inverses: Sequence[p4r.Update]) -> None:
@@ -439,7 +545,8 @@ class P4RuntimeTarget:
             conn = await connect(ep, primary=False, timeout=self.timeout)
         except P4RuntimeError as e:
             return [StatusRow("*", name, TARGET, "unreachable", detail=e.message)]
-        per: dict[str, Metrics] = {}
+        reading = None
+        state = "unknown"
         try:
             cookie, cfg = await conn.get_pipeline(p4info=True)
             if not cfg.p4info.tables:
@@ -458,15 +565,32 @@ class P4RuntimeTarget:
                               + ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
                               + "): counters not read")
                 else:
-                    per = await read_switch_metrics(conn, metrics)
-        except (P4RuntimeError, SchemaError) as e:
-            return [StatusRow("*", name, TARGET, "unreachable", detail=str(e))]
+                    thrift, _ = self._thrift_source(name, store, ep)
+
+                    async def registers(names):
+                        _, full = await conn.get_pipeline(full=True)
+                        return await thrift.read_registers(names, ep.device_id,
+                                                           full.p4_device_config,
+                                                           self.timeout)
+                    reading = await read_switch_metrics(
+                        conn, metrics, registers if thrift else None, str(thrift or ""))
+        except SchemaError as e:
+            return [StatusRow("*", name, TARGET, "unreadable pipeline", detail=str(e))]
+        except P4RuntimeError as e:
+            if e.unreachable:
+                return [StatusRow("*", name, TARGET, "unreachable", detail=str(e))]
+            detail = f"counters not read: {e}"  # reachable, but refused what we asked
         finally:
             await conn.close()
-        rows = [StatusRow("*", name, TARGET, state, per.get("*", Metrics()), detail)]
+
+        def row(service: str, extra: str = "") -> StatusRow:
+            if reading is None:
+                return StatusRow(service, name, TARGET, state, detail=extra)
+            return StatusRow(service, name, TARGET, state, reading.metrics[service], extra,
+                             reading.sources[service])
+        rows = [row("*", detail)]
         if metrics is not None:
-            rows += [StatusRow(s.service, name, TARGET, state, per.get(s.service, Metrics()))
-                     for s in metrics.services]
+            rows += [row(s.service) for s in metrics.services]
         return rows
 
 
@@ -511,6 +635,16 @@ def _drift(recorded: Mapping[str, p4r.Entity], live: Mapping[str, p4r.Entity],
 
 
 def _unreachable(e: P4RuntimeError, ep: Endpoint) -> CompileError:
+    if isinstance(e, TlsError):
+        return CompileError([error(
+            "E1230", f"TLS with switch {ep.name} at {ep.address} failed: {e.message}",
+            hint=e.problem.hint)])
+    if ep.role and e.code in (grpc.StatusCode.PERMISSION_DENIED,
+                              grpc.StatusCode.INVALID_ARGUMENT) and "role" in e.message:
+        return CompileError([error(
+            "E1232", f"switch {ep.name} ({ep.address}) refused role {ep.role!r}: {e.message}",
+            hint="roles are defined by the switch's configuration; use one it defines, or "
+                 "no --role for full access")])
     if e.code == grpc.StatusCode.PERMISSION_DENIED:
         return CompileError([error(
             "E1206", f"switch {ep.name} ({ep.address}): {e.message}",
@@ -522,8 +656,18 @@ def _unreachable(e: P4RuntimeError, ep: Endpoint) -> CompileError:
              f"HOST:PORT")])
 
 
+def _lost_primary(e: P4RuntimeError, ep: Endpoint) -> CompileError:
+    return CompileError([error(
+        "E1206", f"lost primary on switch {ep.name} ({ep.address}) during the deploy: "
+                 f"{e.message}",
+        hint="another controller took over with a higher election id; find out who before "
+             "deploying again (a higher --election-id takes the switch back)")])
+
+
 def _write_failed(e: P4RuntimeError, ep: Endpoint, done: int, total: int,
                   chunk: Sequence[p4r.Update], plan: UnitPlan) -> CompileError:
+    if e.code == grpc.StatusCode.PERMISSION_DENIED and not e.errors:
+        return _lost_primary(e, ep)  # the whole request was refused: we are not primary
     if e.unreachable:
         return CompileError([error(
             "E1205", f"lost switch {ep.name} at {ep.address} during a write: {e.code.name}: "

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from mosaico_dsl.compiler import compile as compile_program
@@ -175,18 +178,50 @@ def wait_listening(address: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listens on {address}")
 
 
-def start_bmv2(switch_dir: Path, log_dir: Path, device_id: int = 1):
-    """Compile ``switch_dir`` with the real p4c (``<switch>.json`` next to the program, where
-    the runtime looks for it) and start ``simple_switch_grpc`` without a program."""
-    import shutil
-    import subprocess
+@dataclass
+class Bmv2:
+    """A running ``simple_switch_grpc``: its P4Runtime and Thrift addresses (free ports)."""
 
-    name = switch_dir.name
-    subprocess.run([shutil.which("p4c-bm2-ss"), "--arch", "v1model", "-o", f"{name}.json",
-                    f"{name}.p4"], cwd=switch_dir, check=True, capture_output=True, timeout=600)
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("simple_switch_grpc"), "--no-p4", "--device-id",
-                             str(device_id), "--log-file", str(log_dir / "bmv2"), "--",
-                             "--grpc-server-addr", f"127.0.0.1:{port}"],
+    proc: subprocess.Popen
+    address: str
+    thrift: str
+    device_id: int
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def flagship_build(out: Path) -> Path:
+    """examples/secure_l4s.mosaico compiled with ``--p4c``: the BMv2 JSON is in the build
+    and its manifest, as deploying to BMv2 needs."""
+    return compile_program(ROOT / "examples" / "secure_l4s.mosaico",
+                           options={"p4c": True}).write(out)
+
+
+def start_bmv2(log_dir: Path, device_id: int = 1, *target_args: str,
+               interfaces: tuple[str, ...] = ()) -> Bmv2:
+    """``simple_switch_grpc`` without a program, on free loopback ports (other tests run
+    BMv2 at the same time), waiting until its P4Runtime server listens."""
+    grpc_port, thrift_port = free_port(), free_port()
+    cmd = [shutil.which("simple_switch_grpc"), "--no-p4", "--device-id", str(device_id),
+           "--thrift-port", str(thrift_port), "--log-file", str(log_dir / "bmv2"),
+           # the default IPC path is per device id, in /tmp: other switches may hold it
+           "--notifications-addr", f"ipc://{log_dir / 'bmv2-notifications.ipc'}"]
+    for i in interfaces:
+        cmd += ["-i", i]
+    proc = subprocess.Popen([*cmd, "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}",
+                             *target_args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"127.0.0.1:{port}"
+    sw = Bmv2(proc, f"127.0.0.1:{grpc_port}", f"127.0.0.1:{thrift_port}", device_id)
+    try:
+        wait_listening(sw.address)
+    except TimeoutError:
+        sw.stop()
+        raise
+    return sw

@@ -331,18 +331,17 @@ def test_target_serve_cli(served_switch, twin, state_path):
     "bmv2", marks=[pytest.mark.bmv2, pytest.mark.p4c])])
 def test_flagship_build_deploys_and_converges(switch, reference_switch, tmp_path, state_path):
     """The P4 backend's real artifacts for examples/secure_l4s.mosaico, end to end."""
-    from runtime_helpers import ROOT, start_bmv2, wait_listening
+    from runtime_helpers import flagship_build, start_bmv2
 
-    from mosaico_dsl.compiler import compile as compile_program
     from mosaico_dsl.runtime.schema import load_p4info
 
-    build = compile_program(ROOT / "examples" / "secure_l4s.mosaico").write(tmp_path / "b")
-    proc = None
+    build = flagship_build(tmp_path / "b")
+    bmv2 = None
     if switch == "reference":
         address = reference_switch(device_id=1).address
     else:
-        proc, address = start_bmv2(build / "s1", tmp_path)
-        wait_listening(address)
+        bmv2 = start_bmv2(tmp_path)
+        address = bmv2.address
     try:
         args = ["--target", "p4runtime", "--address", f"s1={address}",
                 "--state", str(state_path)]
@@ -361,9 +360,8 @@ def test_flagship_build_deploys_and_converges(switch, reference_switch, tmp_path
         left = set(desired_entries(build)) & set(live_entries(address))
         assert not left, "destroy left entries behind"
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+        if bmv2 is not None:
+            bmv2.stop()
 
 
 def desired_entries(build: Path) -> dict[str, bytes]:

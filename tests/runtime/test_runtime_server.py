@@ -113,8 +113,10 @@ def test_read_returns_canonical_bytestrings(reference_switch, lab_schema):
      C.INVALID_ARGUMENT, "no parameter id 7"),
     (lambda e: e.table_entry.action.action.params.add(param_id=1, value=b"\x01"),
      C.INVALID_ARGUMENT, "given twice"),
+    # P4Runtime spec, "Bytestrings": "If the string's byte length is zero, the server always
+    # rejects the string ... it returns an OUT_OF_RANGE error."
     (lambda e: setattr(e.table_entry.action.action.params[0], "value", b""),
-     C.INVALID_ARGUMENT, "empty byte string"),
+     C.OUT_OF_RANGE, "empty byte string"),
 ])
 def test_invalid_table_entries_are_rejected_with_the_spec_code(
         reference_switch, lab_schema, mutate, code, text):
