@@ -75,7 +75,8 @@ def test_idle_streams_do_not_stall_the_reference_target(lab_schema):
     """32 streams that never arbitrate: Reads are still served, a controller past the stream limit
     is told RESOURCE_EXHAUSTED (spec, "Rules for Handling MasterArbitrationUpdate Messages"), and
     idle streams are closed."""
-    target = ReferenceTarget(1, lab_schema.p4info, arbitration_timeout=2.0)
+    # The arbitration timeout must outlast the test's first steps on a loaded machine.
+    target = ReferenceTarget(1, lab_schema.p4info, arbitration_timeout=8.0)
     handle = start_server(target)
     address = f"127.0.0.1:{handle.port}"
 
@@ -89,7 +90,11 @@ def test_idle_streams_do_not_stall_the_reference_target(lab_schema):
             yield p4r.StreamMessageRequest()  # pragma: no cover - never reached
 
         idle = [stub.StreamChannel(silent()) for _ in range(32)]
-        await asyncio.sleep(0.5)
+        for _ in range(200):  # until the server holds as many streams as it admits
+            if target.streams >= target.max_streams:
+                break
+            await asyncio.sleep(0.05)
+        assert target.streams == target.max_streams
         async with await connect(Endpoint("s1", address, 1), primary=False,
                                  timeout=5) as c:
             assert len(await c.read([p4r.Entity(table_entry=p4r.TableEntry())])) == 0
