@@ -45,6 +45,7 @@ __all__ = [
 PROB_ONE = 1 << 32
 MAX_PROB = PROB_ONE - 1
 TIME_BITS = 48  # egress_global_timestamp: elapsed times are below 2^48 µs
+MAX_DELAY = (1 << 32) - 1  # delays are bit<32> µs (deq_timedelta)
 GAIN_TERMS = 6  # signed powers of two per constant multiplier (alpha, beta, ramp)
 _US = 1_000_000
 
@@ -229,10 +230,12 @@ def classic_delay(s: DualQState, now_us: int) -> int:
     """
     waited = now_us - s.qdelay_c_seen_us
     if s.c_left > 0 or waited == 0:
-        return waited if waited > s.qdelay_c_us else s.qdelay_c_us
-    if s.c_arrival_us != 0:
-        return now_us - s.c_arrival_us
-    return 0
+        q = waited if waited > s.qdelay_c_us else s.qdelay_c_us
+    elif s.c_arrival_us != 0:
+        q = now_us - s.c_arrival_us
+    else:
+        return 0
+    return q if q < MAX_DELAY else MAX_DELAY  # a bit<32> of µs (71 min): saturate
 
 
 def classic_arrival(s: DualQState, now_us: int) -> DualQState:

@@ -100,11 +100,13 @@ FIELDS = tuple(f.name for f in fields(D.DualQState))
 @settings(max_examples=100, deadline=None)
 @given(config=st.sampled_from(sorted(CONFIGS)), p=U32, last=st.integers(0, 1 << 40),
        gap=st.one_of(st.integers(0, 200_000), st.integers(0, 10_000_000),
-                     st.integers(0, 1 << 40)), seen_back=st.integers(0, 100_000),
+                     st.integers(0, 1 << 40)),
+       seen_back=st.one_of(st.integers(0, 100_000), st.integers(0, 1 << 40)),
        qc=st.integers(0, 1 << 20), qprev=st.integers(0, 1 << 20), ql=st.integers(0, 1 << 20),
        l4s=st.booleans(), ecn_bit=st.booleans(), qdelay=st.integers(0, 1 << 21),
        qlen=st.integers(0, 40), c_left=st.one_of(st.just(0), st.integers(0, 40)),
-       arrival_back=st.one_of(st.none(), st.integers(0, 2_000_000)), r1=U32, r2=U32, r3=U32)
+       arrival_back=st.one_of(st.none(), st.integers(0, 2_000_000), st.integers(0, 1 << 40)),
+       r1=U32, r2=U32, r3=U32)
 def test_egress_p4_equals_the_model(config, p, last, gap, seen_back, qc, qprev, ql, l4s,
                                     ecn_bit, qdelay, qlen, c_left, arrival_back, r1, r2, r3):
     now = last + gap
