@@ -213,8 +213,10 @@ def test_classic_keeps_leaving_under_a_saturating_l_load(switch):
     state = _state(switch)
     assert sent_l >= 1.6 * RATE_PPS * seconds, sent_l
     # ... and Classic packets kept leaving all along (egress counts AQM drops too: they left
-    # the queue), none waiting anywhere near the L load's length
-    assert _counter(switch, "dualq1_packets", 0) >= 0.85 * sent_c, (sent_c, state)
+    # the queue), none waiting anywhere near the L load's length. A starved Classic queue
+    # would keep at most its depth (13) for after the load; on a saturated host BMv2's own
+    # packet input may lose a few of any class, hence 70 %, not all
+    assert _counter(switch, "dualq1_packets", 0) >= 0.7 * sent_c, (sent_c, state)
     assert c_times and l_times and c_times[0] < l_times[-1]  # during the L load
     gaps = [b - a for a, b in zip(c_times, c_times[1:], strict=False)]
     l_gaps = [b - a for a, b in zip(l_times, l_times[1:], strict=False)]
