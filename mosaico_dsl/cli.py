@@ -64,6 +64,9 @@ def _guard(fn: Callable) -> Callable:
 
 _FILES = click.argument("files", nargs=-1, required=True,
                         type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+_FORCE = click.option("--force", is_flag=True,
+                       help="Replace the output directory even if it holds files mosaico "
+                            "did not write (they are deleted).")
 _SEARCH = click.option("-I", "search", multiple=True, type=click.Path(file_okay=False),
                        help="Extra directory to search for imported modules.")
 
@@ -172,21 +175,26 @@ def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
 @cli.command("compile")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
-              help="Output directory (replaced atomically).")
+              help="Output directory (replaced atomically if it is empty or a previous "
+                   "mosaico build).")
 @click.option("--emit", multiple=True, help="Only these artifact kinds (repeatable).")
+@_FORCE
 @_SEARCH
 @_guard
-def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str, ...]) -> None:
+def compile_cmd(file: str, output: str, emit: tuple[str, ...], force: bool,
+                search: tuple[str, ...]) -> None:
     """Check, place and generate every artifact into a directory."""
+    from ._atomic import check_target
     from .compiler import BACKENDS, compile
 
     unknown = [e for e in emit if e not in BACKENDS]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}; choose from {', '.join(BACKENDS)}",
                                  param_hint="--emit")
+    check_target(output, "build", force)  # refuse before the work, not after it
     result = compile(Path(file), emit=list(emit) or None, search_paths=[Path(s) for s in search])
     _emit(result.warnings, result.sources)
-    out = result.write(output)
+    out = result.write(output, force=force)
     click.echo(f"wrote {len(result.artifacts)} files to {out}/", err=True)
 
 

@@ -8,14 +8,12 @@ listed in :data:`BACKENDS`, so adding a target does not touch the driver.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_tree
-from ._version import __version__
+from ._atomic import manifest, write_tree
 from .check import check_module
 from .diagnostics import CompileError, Diagnostic, has_errors
 from .ir import Program as IRProgram
@@ -150,27 +148,29 @@ class CompileResult:
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if not d.is_error)
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write every artifact to ``out_dir`` atomically (the old tree is replaced)."""
+    def write(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write every artifact to ``out_dir`` atomically. An existing directory is
+        replaced only if it is empty or an unchanged mosaico build (or if ``force``);
+        otherwise :class:`CompileError` E1301 says which files are in the way."""
         out = Path(out_dir)
         modes = {p: 0o755 for p in self.artifacts if p.endswith(".sh")}
-        write_tree(out, self.artifacts, modes)
+        write_tree(out, self.artifacts, modes, force=force)
         return out
 
 
 def _manifest(c: Compilation, artifacts: Mapping[str, bytes], emit: Sequence[str]) -> bytes:
-    doc = {
-        "mosaico": __version__,
-        "source": {
+    from .backends.p4.bmv2 import derived_files
+
+    return manifest(
+        "build", artifacts, derived_files(artifacts),
+        source={
             "path": Path(c.source_path).name,
             "sha256": hashlib.sha256(c.source_text.encode()).hexdigest()
             if c.source_text is not None else None,
         },
-        "emit": list(emit),
-        "services": [s.name for s in c.program.services],
-        "files": {p: hashlib.sha256(b).hexdigest() for p, b in sorted(artifacts.items())},
-    }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        emit=list(emit),
+        services=[s.name for s in c.program.services],
+    )
 
 
 def compile(source: Source, *, emit: Sequence[str] | None = None,
