@@ -173,11 +173,29 @@ def _manifest(c: Compilation, artifacts: Mapping[str, bytes], emit: Sequence[str
     )
 
 
+def _nothing_to_compile(program: IRProgram, module: A.Module) -> list[Diagnostic]:
+    """E0711 for a program no backend can realise: it needs a topology with nodes (checking
+    a library of constants is fine; compiling one produces nothing to deploy)."""
+    from .diagnostics import Span, error
+
+    if not program.topologies:
+        span = module.span or (Span(module.path, 1, 1) if module.path else None)
+        return [error("E0711", "nothing to compile: the program declares no topology", span,
+                      "declare `topology NAME { ... }` with the switches, hosts and endpoints "
+                      "the services run on")]
+    return [error("E0711", f"nothing to compile: topology `{t.name}` has no nodes", t.span,
+                  "declare its switches, hosts and endpoints, or remove it")
+            for t in program.topologies if not t.nodes]
+
+
 def compile(source: Source, *, emit: Sequence[str] | None = None,
             search_paths: Sequence[Path] = (), options: Mapping[str, Any] | None = None
             ) -> CompileResult:
     """Check and generate every artifact; raises :class:`CompileError` on any error."""
     program, diagnostics, loaded, sources = _check(source, search_paths)
+    empty = _nothing_to_compile(program, loaded.module)
+    if empty:
+        raise CompileError([*diagnostics, *empty], sources)
     emit = list(emit) if emit is not None else list(BACKENDS)
     unknown = [e for e in emit if e not in BACKENDS]
     if unknown:
