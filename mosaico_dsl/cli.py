@@ -25,17 +25,19 @@ EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
 def _emit(diagnostics: Sequence[Diagnostic], sources, fmt: str = "text") -> None:
+    """Text diagnostics go to stderr; ``--format json`` prints them to stdout as one JSON
+    document (an array, ``[]`` when there are none): what a program reading stdout parses."""
+    if fmt == "json":
+        click.echo(render_json(diagnostics))
+        return
     if not diagnostics:
         return
-    if fmt == "json":
-        click.echo(render_json(diagnostics), err=True)
-    else:
-        click.echo(render_text(diagnostics, sources), err=True)
-        errors = sum(d.is_error for d in diagnostics)
-        warnings = len(diagnostics) - errors
-        parts = [f"{n} {w}{'s' if n != 1 else ''}" for n, w in
-                 ((errors, "error"), (warnings, "warning")) if n]
-        click.echo(f"\n{', '.join(parts)}", err=True)
+    click.echo(render_text(diagnostics, sources), err=True)
+    errors = sum(d.is_error for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    parts = [f"{n} {w}{'s' if n != 1 else ''}" for n, w in
+             ((errors, "error"), (warnings, "warning")) if n]
+    click.echo(f"\n{', '.join(parts)}", err=True)
 
 
 def _guard(fn: Callable) -> Callable:
@@ -105,24 +107,29 @@ def _read(path: str) -> tuple[str, str]:
 @_FILES
 @_SEARCH
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              help="Diagnostics as text (default) or JSON.")
+              help="Diagnostics as text on stderr (default), or as one JSON array on stdout.")
 @_guard
 def check(files: tuple[str, ...], search: tuple[str, ...], fmt: str) -> None:
     """Check programs: syntax, names, types, units, chains and requirements."""
     from .compiler import _check
 
     failed = False
+    every: list[Diagnostic] = []  # --format json: one document for all the files
     for path in files:
         try:
             text, name = _read(path)
             _, diagnostics, _, sources = _check(text, [Path(s) for s in search], file=name)
         except CompileError as e:
-            _emit(e.diagnostics, e.sources, fmt)
-            failed = True
+            diagnostics, sources, failed = e.diagnostics, e.sources, True
+            name = None
+        if fmt == "json":
+            every.extend(diagnostics)
             continue
-        _emit(diagnostics, sources, fmt)
-        if fmt == "text":
+        _emit(diagnostics, sources)
+        if name is not None:
             click.echo(f"{name}: ok", err=True)
+    if fmt == "json":
+        _emit(every, {}, fmt)
     if failed:
         sys.exit(EXIT_ERRORS)
 

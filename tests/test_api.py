@@ -200,7 +200,7 @@ def test_compile_of_api_names_never_raises_anything_but_compile_error():
 def test_param_types_are_one_type():
     for bad in ("int) { } service x on y {", "int, y: int", "rate = 5kpps", "list<\n>"):
         with pytest.raises(mo.CompileError) as e:
-            mo.Param("x", bad).ast
+            _ = mo.Param("x", bad).ast
         assert e.value.diagnostics[0].code == "E0303"
     assert mo.Param("x", "list<prefix>").ast.type.name == "list"
 

@@ -101,5 +101,5 @@ def nft_comment(value: Any) -> str:
 
 
 FILTERS = {"sh": sh, "yaml": yaml_scalar, "q": yaml_scalar, "comment": comment,
-           "p4_comment": p4_comment, "p4_string": p4_string, "nft_id": nft_id, "nft_string": nft_string,
-           "nft_comment": nft_comment}
+           "p4_comment": p4_comment, "p4_string": p4_string, "nft_id": nft_id,
+           "nft_string": nft_string, "nft_comment": nft_comment}
