@@ -355,8 +355,8 @@ class NodeHandle(_AstLike):
         return A.Name(self.name, span=span)
 
     def port(self, number: int) -> PortHandle:
-        if isinstance(number, bool) or not isinstance(number, int):
-            raise _fail(f"a port number is an int, not {number!r}", code="E0704")
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise _fail(f"a port number is an int from 0, not {number!r}", code="E0704")
         if self.kind != "switch":
             raise _fail(f"{self.kind} `{self.name}` has no numbered ports", code="E0704")
         return PortHandle(self, number)
@@ -422,9 +422,6 @@ class Topology:
 
     def _end(self, x: NodeHandle | PortHandle | str, span: Span | None) -> A.LinkEnd:
         if isinstance(x, PortHandle):
-            if x.number < 0:
-                raise CompileError([error("E0704", f"port {x.number} of `{x.node.name}` is "
-                                          "negative", span, "ports are numbered from 0")])
             return A.LinkEnd(x.node.name, x.number, span=span)
         if isinstance(x, NodeHandle):
             return A.LinkEnd(x.name, None, span=span)
