@@ -11,9 +11,12 @@ from .api import (
     Const,
     Param,
     Program,
+    Rule,
     Service,
     Step,
     Topology,
+    allow,
+    deny,
     f,
     lit,
 )
@@ -25,6 +28,7 @@ __all__ = [
     "__version__",
     # building programs
     "Topology", "Service", "Program", "Chain", "Step", "Const", "Composite", "Param", "f", "lit",
+    "allow", "deny", "Rule",
     # compiling
     "check", "compile", "load", "CompileResult", "CompileError",
     # diagnostics

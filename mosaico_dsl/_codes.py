@@ -3,7 +3,7 @@
 Codes are stable: once published, a code keeps its meaning. Ranges per pass:
 E01 syntax, E02 names and imports, E03 types and units, E04 function signatures,
 E05 chain rules, E06 service requirements, E07 topology, E08 placement, E09 P4 backend,
-E10 VNF backends, E11 simulator, E12 runtime; W-codes are warnings.
+E10 VNF backends, E11 simulator, E12 runtime, E13 output files; W-codes are warnings.
 ``docs/language.md`` lists every code, and each has a test that shows its text.
 """
 
@@ -14,6 +14,8 @@ CODES: dict[str, str] = {
     "E0103": "unexpected end of input or declaration",
     "E0104": "malformed literal",
     "E0105": "nesting too deep",
+    "E0106": "invalid name",
+    "E0107": "IPv6 is not supported yet",
     # E02 — names and imports
     "E0201": "unknown module",
     "E0202": "name not found in module",
@@ -24,6 +26,7 @@ CODES: dict[str, str] = {
     "E0207": "unknown node",
     "E0208": "import cycle",
     "E0209": "unknown packet field",
+    "E0210": "packet header no target can parse",
     # E03 — types and units
     "E0301": "type mismatch",
     "E0302": "wrong unit",
@@ -62,6 +65,11 @@ CODES: dict[str, str] = {
     "E0704": "invalid port",
     "E0705": "unknown node target",
     "E0706": "invalid link",
+    "E0707": "unusable endpoint address",
+    "E0708": "two endpoints share an address",
+    "E0709": "invalid P4Runtime address",
+    "E0710": "invalid text in a string attribute",
+    "E0711": "nothing to compile",
     # E09 — P4 backend
     "E0901": "function does not fit the switch",
     "E0902": "function has no P4 implementation",
@@ -108,6 +116,9 @@ CODES: dict[str, str] = {
     "E1230": "TLS handshake with the switch failed",
     "E1231": "the reference target cannot serve (listen address, role configuration)",
     "E1232": "role refused by the switch",
+    # E13 — output files
+    "E1301": "output path holds files mosaico did not write",
+    "E1302": "cannot write the output",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",
@@ -125,6 +136,7 @@ CODES: dict[str, str] = {
     # Warnings
     "W0701": "node not connected",
     "W0201": "unused import",
+    "W0601": "match never selects packets for the destination",
     "W0801": "placement not proven optimal",
     "W1101": "simulated traffic matches no service",
     "W1102": "function without a simulation model",

@@ -35,13 +35,14 @@ from typing import Any
 
 from .diagnostics import CompileError, Span, error
 from .lang import _ast as A
+from .lang.names import name_problem
 from .lang.printer import format_module
 from .units import Quantity, split_quantity
 
 __all__ = [
     "Topology", "NodeHandle", "PortHandle", "Service", "Program", "Chain", "Step", "Const",
     "Composite", "Param", "f", "lit", "ms", "us", "s", "Mbps", "Gbps", "kpps", "KiB", "MiB",
-    "percent", "Predicate", "FieldRef",
+    "percent", "Predicate", "FieldRef", "Rule", "allow", "deny",
 ]
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
@@ -64,6 +65,17 @@ def _caller_span() -> Span | None:
 
 def _fail(message: str, hint: str | None = None, code: str = "E0301") -> CompileError:
     return CompileError([error(code, message, _caller_span(), hint)])
+
+
+def _name(value: Any, what: str, span: Span | None = None) -> str:
+    """``value`` if it is a mosaico name; else E0106 at the user's call. Names reach P4,
+    nftables, shell and YAML text, so only the language's own names are let through."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise CompileError([error("E0106", f"invalid {what} name: {problem}",
+                                  span or _caller_span(),
+                                  "use letters, digits and `_`, e.g. \"web_ll\"")])
+    return value
 
 
 # ----------------------------------------------------------------------------- values
@@ -147,7 +159,19 @@ def _string(value: str, span: Span | None) -> A.Expr:
                                   span)]) from None
     if _MAC.fullmatch(text):
         return A.MacLit(text.lower(), span=span)
+    if ":" in text and _is_ipv6(text):
+        raise CompileError([error("E0107", f"IPv6 is not supported yet: {text!r}", span,
+                                  "mosaico's addresses and prefixes are IPv4, e.g. "
+                                  "\"10.0.2.1\" or \"10.0.0.0/8\"")])
     return A.StringLit(value, span=span)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _quantity_helper(unit: str):
@@ -207,6 +231,35 @@ class Predicate(_AstLike):
     def __repr__(self) -> str:
         from .lang.printer import format_expr
         return f"<mosaico predicate {format_expr(self._node)}>"
+
+
+class Rule(_AstLike):
+    """An ACL rule for ``Acl(rules=[...])``: ``allow(pred)`` or ``deny(pred)``."""
+
+    def __init__(self, action: str, predicate: Predicate, span: Span | None) -> None:
+        if not isinstance(predicate, Predicate):
+            raise CompileError([error("E0301", f"{action}() takes a predicate, not "
+                                      f"{type(predicate).__name__}", span,
+                                      f"e.g. {action}(mo.f.tcp.dport == 22)")])
+        self.action, self.predicate, self.span = action, predicate, span
+
+    def _expr(self, span: Span | None) -> A.Expr:
+        return A.Call(A.Name(self.action, span=self.span), (self.predicate._expr(self.span),),
+                      span=self.span)
+
+    def __repr__(self) -> str:
+        from .lang.printer import format_expr
+        return f"<mosaico rule {format_expr(self._expr(self.span))}>"
+
+
+def allow(predicate: Predicate) -> Rule:
+    """``allow(pred)``: an ACL rule letting matching packets through (``Acl(rules=[...])``)."""
+    return Rule("allow", predicate, _caller_span())
+
+
+def deny(predicate: Predicate) -> Rule:
+    """``deny(pred)``: an ACL rule dropping matching packets (``Acl(rules=[...])``)."""
+    return Rule("deny", predicate, _caller_span())
 
 
 class FieldRef(_AstLike):
@@ -302,6 +355,8 @@ class NodeHandle(_AstLike):
         return A.Name(self.name, span=span)
 
     def port(self, number: int) -> PortHandle:
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise _fail(f"a port number is an int from 0, not {number!r}", code="E0704")
         if self.kind != "switch":
             raise _fail(f"{self.kind} `{self.name}` has no numbered ports", code="E0704")
         return PortHandle(self, number)
@@ -321,16 +376,16 @@ class PortHandle:
 
 
 def _attrs(attrs: Mapping[str, Any], span: Span | None) -> tuple[A.Attr, ...]:
-    return tuple(A.Attr(k, _expr(v, span), span=span) for k, v in attrs.items()
-                 if v is not None)
+    return tuple(A.Attr(_name(k, "attribute", span), _expr(v, span), span=span)
+                 for k, v in attrs.items() if v is not None)
 
 
 class Topology:
     """Switches, hosts, endpoints and links; mirrors ``topology NAME { ... }``."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
         self._span = _caller_span()
+        self.name = _name(name, "topology", self._span)
         self._nodes: list[A.NodeDecl] = []
         self._links: list[A.LinkDecl] = []
         self._handles: dict[str, NodeHandle] = {}
@@ -338,6 +393,9 @@ class Topology:
     def _add(self, kind: str, name: str, target: str | None, attrs: Mapping[str, Any]
              ) -> NodeHandle:
         span = _caller_span()
+        _name(name, kind, span)
+        if target is not None:
+            _name(target, f"{kind} {'platform' if kind == 'host' else 'target'}", span)
         self._nodes.append(A.NodeDecl(kind, name, target, _attrs(attrs, span), span=span))
         handle = NodeHandle(self, kind, name)
         self._handles[name] = handle
@@ -406,11 +464,13 @@ class Step:
 
     def __init__(self, function: _FunctionRef, args: Mapping[str, Any], span: Span | None,
                  pin: str | None = None) -> None:
+        for k in args:
+            _name(k, "argument", span)
         self.function, self.args, self.span, self.pin = function, dict(args), span, pin
 
     def at(self, node: NodeHandle | str) -> Step:
         """Pin the step to a node: ``.at(s1)`` is ``@ s1``."""
-        name = node.name if isinstance(node, NodeHandle) else node
+        name = node.name if isinstance(node, NodeHandle) else _name(node, "node")
         return Step(self.function, self.args, self.span, name)
 
     def __rshift__(self, other: Step | Chain) -> Chain:
@@ -427,7 +487,7 @@ class Step:
 
 
 def _meta(key: str, value: Any, span: Span | None) -> A.Expr:
-    return A.Name(str(value), span=span)
+    return A.Name(_name(str(value), f"`{key}:`", span), span=span)
 
 
 class Chain:
@@ -466,8 +526,8 @@ class Const(_AstLike):
     """A named constant: ``Const("ATTACKERS", [...])`` is ``const ATTACKERS = [...]``."""
 
     def __init__(self, name: str, value: Any) -> None:
-        self.name = name
         self.span = _caller_span()
+        self.name = _name(name, "constant", self.span)
         self.value = _expr(value, self.span)
 
     def _expr(self, span: Span | None) -> A.Expr:
@@ -482,8 +542,8 @@ class Param(_AstLike):
     """A parameter of a :class:`Composite`; used inside its chain as a value."""
 
     def __init__(self, name: str, type: str, default: Any = None) -> None:
-        self.name, self.type = name, type
         self.span = _caller_span()
+        self.name, self.type = _name(name, "parameter", self.span), type
         self.default = None if default is None else _expr(default, self.span)
 
     def _expr(self, span: Span | None) -> A.Expr:
@@ -492,8 +552,12 @@ class Param(_AstLike):
     @property
     def ast(self) -> A.Param:
         from .lang.parser import parse
-        result = parse(f"function _(x: {self.type}) {{ }}")
-        if result.module is None:
+        text = self.type if isinstance(self.type, str) else ""
+        result = parse(f"function _(x: {text}) {{ }}")
+        if (result.module is None or "\n" in text or len(result.module.items) != 1
+                or len(result.module.items[0].params) != 1
+                or result.module.items[0].params[0].default is not None
+                or result.module.items[0].params[0].constraint is not None):
             raise CompileError([error("E0303", f"{self.type!r} is not a mosaico type",
                                       self.span, "e.g. \"rate\", \"list<prefix>\"")])
         tref = result.module.items[0].params[0].type
@@ -507,11 +571,14 @@ class Composite(_FunctionRef):
 
     def __init__(self, name: str, params: Iterable[Param], chain: Chain | Step,
                  kind: str | None = None) -> None:
-        self.name = name
+        span = _caller_span()
+        self.name = _name(name, "function", span)
+        if kind is not None:
+            _name(kind, "function kind", span)
         self.params = list(params)
         self.chain = chain if isinstance(chain, Chain) else Chain([chain])
         self.kind = kind
-        self.span = _caller_span()
+        self.span = span
 
     def __call__(self, **kwargs: Any) -> Step:
         return Step(self, kwargs, _caller_span())
@@ -529,12 +596,13 @@ class Service:
                  ) -> None:
         if not isinstance(on, Topology):
             raise _fail("`on=` takes the Topology the service runs on", code="E0206")
-        self.name, self.topology = name, on
         self.span = _caller_span()
+        self.name, self.topology = _name(name, "service", self.span), on
         self.chain = chain if isinstance(chain, Chain) else Chain([chain])
         self.match, self.latency, self.bandwidth, self.secure = match, latency, bandwidth, secure
         self.sources = None if sources is None else [
-            s.name if isinstance(s, NodeHandle) else str(s) for s in sources]
+            s.name if isinstance(s, NodeHandle) else _name(s, "source", self.span)
+            for s in sources]
 
     def _statements(self, paths: Mapping[int, tuple[str, ...]]) -> tuple:
         span = self.span

@@ -26,17 +26,19 @@ EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
 
 def _emit(diagnostics: Sequence[Diagnostic], sources, fmt: str = "text") -> None:
+    """Text diagnostics go to stderr; ``--format json`` prints them to stdout as one JSON
+    document (an array, ``[]`` when there are none): what a program reading stdout parses."""
+    if fmt == "json":
+        click.echo(render_json(diagnostics))
+        return
     if not diagnostics:
         return
-    if fmt == "json":
-        click.echo(render_json(diagnostics), err=True)
-    else:
-        click.echo(render_text(diagnostics, sources), err=True)
-        errors = sum(d.is_error for d in diagnostics)
-        warnings = len(diagnostics) - errors
-        parts = [f"{n} {w}{'s' if n != 1 else ''}" for n, w in
-                 ((errors, "error"), (warnings, "warning")) if n]
-        click.echo(f"\n{', '.join(parts)}", err=True)
+    click.echo(render_text(diagnostics, sources), err=True)
+    errors = sum(d.is_error for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    parts = [f"{n} {w}{'s' if n != 1 else ''}" for n, w in
+             ((errors, "error"), (warnings, "warning")) if n]
+    click.echo(f"\n{', '.join(parts)}", err=True)
 
 
 def _guard(fn: Callable) -> Callable:
@@ -65,6 +67,9 @@ def _guard(fn: Callable) -> Callable:
 
 _FILES = click.argument("files", nargs=-1, required=True,
                         type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+_FORCE = click.option("--force", is_flag=True,
+                       help="Replace the output directory even if it holds files mosaico "
+                            "did not write (they are deleted).")
 _SEARCH = click.option("-I", "search", multiple=True, type=click.Path(file_okay=False),
                        help="Extra directory to search for imported modules.")
 
@@ -103,24 +108,29 @@ def _read(path: str) -> tuple[str, str]:
 @_FILES
 @_SEARCH
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              help="Diagnostics as text (default) or JSON.")
+              help="Diagnostics as text on stderr (default), or as one JSON array on stdout.")
 @_guard
 def check(files: tuple[str, ...], search: tuple[str, ...], fmt: str) -> None:
     """Check programs: syntax, names, types, units, chains and requirements."""
     from .compiler import _check
 
     failed = False
+    every: list[Diagnostic] = []  # --format json: one document for all the files
     for path in files:
         try:
             text, name = _read(path)
             _, diagnostics, _, sources = _check(text, [Path(s) for s in search], file=name)
         except CompileError as e:
-            _emit(e.diagnostics, e.sources, fmt)
-            failed = True
+            diagnostics, sources, failed = e.diagnostics, e.sources, True
+            name = None
+        if fmt == "json":
+            every.extend(diagnostics)
             continue
-        _emit(diagnostics, sources, fmt)
-        if fmt == "text":
+        _emit(diagnostics, sources)
+        if name is not None:
             click.echo(f"{name}: ok", err=True)
+    if fmt == "json":
+        _emit(every, {}, fmt)
     if failed:
         sys.exit(EXIT_ERRORS)
 
@@ -173,26 +183,30 @@ def fmt(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
 @cli.command("compile")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
-              help="Output directory (replaced atomically).")
+              help="Output directory (replaced atomically if it is empty or a previous "
+                   "mosaico build).")
 @click.option("--emit", multiple=True, help="Only these artifact kinds (repeatable).")
 @click.option("--p4c", is_flag=True,
               help="Also run p4c-bm2-ss on each switch's program: its BMv2 JSON joins the "
                    "build (and its manifest), as deploying to BMv2 needs.")
+@_FORCE
 @_SEARCH
 @_guard
-def compile_cmd(file: str, output: str, emit: tuple[str, ...], search: tuple[str, ...],
-                p4c: bool = False) -> None:
+def compile_cmd(file: str, output: str, emit: tuple[str, ...], force: bool,
+                search: tuple[str, ...], p4c: bool = False) -> None:
     """Check, place and generate every artifact into a directory."""
+    from ._atomic import check_target
     from .compiler import BACKENDS, compile
 
     unknown = [e for e in emit if e not in BACKENDS]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}; choose from {', '.join(BACKENDS)}",
                                  param_hint="--emit")
+    check_target(output, "build", force)  # refuse before the work, not after it
     result = compile(Path(file), emit=list(emit) or None, search_paths=[Path(s) for s in search],
                      options={"p4c": True} if p4c else None)
     _emit(result.warnings, result.sources)
-    out = result.write(output)
+    out = result.write(output, force=force)
     click.echo(f"wrote {len(result.artifacts)} files to {out}/", err=True)
 
 

@@ -8,14 +8,12 @@ listed in :data:`BACKENDS`, so adding a target does not touch the driver.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_tree
-from ._version import __version__
+from ._atomic import manifest, write_tree
 from .check import check_module
 from .diagnostics import CompileError, Diagnostic, has_errors
 from .ir import Program as IRProgram
@@ -155,27 +153,44 @@ class CompileResult:
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if not d.is_error)
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write every artifact to ``out_dir`` atomically (the old tree is replaced)."""
+    def write(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write every artifact to ``out_dir`` atomically. An existing directory is
+        replaced only if it is empty or an unchanged mosaico build (or if ``force``);
+        otherwise :class:`CompileError` E1301 says which files are in the way."""
         out = Path(out_dir)
         modes = {p: 0o755 for p in self.artifacts if p.endswith(".sh")}
-        write_tree(out, self.artifacts, modes)
+        write_tree(out, self.artifacts, modes, force=force)
         return out
 
 
 def _manifest(c: Compilation, artifacts: Mapping[str, bytes], emit: Sequence[str]) -> bytes:
-    doc = {
-        "mosaico": __version__,
-        "source": {
+    from .backends.p4.bmv2 import derived_files
+
+    return manifest(
+        "build", artifacts, derived_files(artifacts),
+        source={
             "path": Path(c.source_path).name,
             "sha256": hashlib.sha256(c.source_text.encode()).hexdigest()
             if c.source_text is not None else None,
         },
-        "emit": list(emit),
-        "services": [s.name for s in c.program.services],
-        "files": {p: hashlib.sha256(b).hexdigest() for p, b in sorted(artifacts.items())},
-    }
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        emit=list(emit),
+        services=[s.name for s in c.program.services],
+    )
+
+
+def _nothing_to_compile(program: IRProgram, module: A.Module) -> list[Diagnostic]:
+    """E0711 for a program no backend can realise: it needs a topology with nodes (checking
+    a library of constants is fine; compiling one produces nothing to deploy)."""
+    from .diagnostics import Span, error
+
+    if not program.topologies:
+        span = module.span or (Span(module.path, 1, 1) if module.path else None)
+        return [error("E0711", "nothing to compile: the program declares no topology", span,
+                      "declare `topology NAME { ... }` with the switches, hosts and endpoints "
+                      "the services run on")]
+    return [error("E0711", f"nothing to compile: topology `{t.name}` has no nodes", t.span,
+                  "declare its switches, hosts and endpoints, or remove it")
+            for t in program.topologies if not t.nodes]
 
 
 def compile(source: Source, *, emit: Sequence[str] | None = None,
@@ -183,6 +198,9 @@ def compile(source: Source, *, emit: Sequence[str] | None = None,
             ) -> CompileResult:
     """Check and generate every artifact; raises :class:`CompileError` on any error."""
     program, diagnostics, loaded, sources = _check(source, search_paths)
+    empty = _nothing_to_compile(program, loaded.module)
+    if empty:
+        raise CompileError([*diagnostics, *empty], sources)
     emit = list(emit) if emit is not None else list(BACKENDS)
     unknown = [e for e in emit if e not in BACKENDS]
     if unknown:

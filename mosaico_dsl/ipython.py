@@ -175,14 +175,18 @@ def place(source: Any, *, options: Any = None) -> PlacementView:
 
 
 def compile(source: Any, *, output: str | Path | None = None,
-            emit: Sequence[str] | None = None, **options: Any):
-    """Compile (check, place, generate) with a progress display; optionally write."""
+            emit: Sequence[str] | None = None, force: bool = False, **options: Any):
+    """Compile (check, place, generate) with a progress display; optionally write (an
+    existing directory only if it is a previous build, or with ``force``)."""
+    from ._atomic import check_target
     from .compiler import compile as _compile
 
+    if output is not None:
+        check_target(output, "build", force)
     result = _progress.run("compiling", lambda _: _compile(_as_program(source), emit=emit,
                                                           options=options or None))
     if output is not None:
-        result.write(output)
+        result.write(output, force=force)
     return result
 
 
@@ -345,6 +349,8 @@ def _parser() -> _Parser:
     c.add_argument("source")
     c.add_argument("-o", "--output", default=None, help="write the artifacts to this "
                                                         "directory (replaced atomically)")
+    c.add_argument("--force", action="store_true", help="replace the output directory even "
+                                                        "if it holds files mosaico did not write")
     c.add_argument("--emit", action="append", default=None, help="only this artifact kind "
                                                                  "(repeatable)")
     c = sub.add_parser("sim", help="simulate the placed chain; show the CDF and throughput")
@@ -355,6 +361,8 @@ def _parser() -> _Parser:
     c.add_argument("--bin", default=None)
     c.add_argument("-o", "--output", default=None, help="also write metrics, traces and "
                                                         "plots to this directory")
+    c.add_argument("--force", action="store_true", help="replace the output directory even "
+                                                        "if it holds files mosaico did not write")
     c = sub.add_parser("deploy", help="deploy a build directory (see `mosaico deploy`)")
     c.add_argument("build_dir")
     c.add_argument("-t", "--target", action="append", default=None,
@@ -473,7 +481,7 @@ class MosaicoMagics(Magics):
             raise UsageError(f"%mosaico compile: unknown --emit {', '.join(unknown)}; "
                              f"choose from {', '.join(BACKENDS)}")
         source, _ = self._source(args.source)
-        result = compile(source, output=args.output, emit=args.emit)
+        result = compile(source, output=args.output, emit=args.emit, force=args.force)
         if result.warnings:
             show_diagnostics(result.warnings, result.sources, self.shell)
         if args.output:
@@ -484,13 +492,17 @@ class MosaicoMagics(Magics):
         source, name = self._source(args.source)
         kwargs = {k: getattr(args, k) for k in ("duration", "traffic", "seed", "bin")
                   if getattr(args, k) is not None}
+        if args.output:
+            from ._atomic import check_target
+
+            check_target(args.output, "simulation", args.force)  # before, not after, the run
         result = simulate(source, **kwargs)
         if result.program.startswith("<"):  # "<api>": the variable's name says more
             result = replace(result, program=name)
         if result.warnings:
             show_diagnostics(result.warnings, {}, self.shell)
         if args.output:
-            result.write(args.output)
+            result.write(args.output, force=args.force)
             print(f"wrote {args.output}/")
         return result
 

@@ -152,3 +152,93 @@ def test_results_print_as_one_line_summaries(flagship_path):
         "<Placement: 4 functions on 1 node, 3 routes, cp-sat optimal>"
     assert repr(result) == f"<CompileResult: {len(result.artifacts)} artifacts, 0 warnings; " \
         f"{result.placement!r}>"
+
+
+HOSTILE_NAMES = ["web|*) touch pwned;; web", "a/b", "x\ny", "$(touch pwned)", "9lives", "",
+                 "true", "not", "naïve", "a b", 'q"uote']
+
+
+@pytest.mark.parametrize("bad", HOSTILE_NAMES)
+def test_every_name_given_to_the_api_must_be_a_mosaico_name(bad):
+    t, s1, client, server = small_topology()
+    makers = [
+        lambda: mo.Topology(bad),
+        lambda: t.switch(bad),
+        lambda: t.host(bad),
+        lambda: t.endpoint(bad, ip="10.0.3.1"),
+        lambda: t.switch("s9", target=bad),
+        lambda: t.endpoint("e9", **{bad: 1}),
+        lambda: mo.Service(bad, on=t, chain=fwd.Forward(to=server)),
+        lambda: mo.Service("web", on=t, chain=fwd.Forward(to=server), sources=[bad]),
+        lambda: mo.Composite(bad, [], fwd.Forward(to=server)),
+        lambda: mo.Param(bad, "rate"),
+        lambda: mo.Const(bad, 1),
+        lambda: fwd.Forward(to=server).at(bad),
+        lambda: fwd.Forward(**{bad: server}),
+        lambda: mo.Program(t, mo.Service("web", on=t, chain=sec.Blocklist(
+            prefixes=[], place=bad) >> fwd.Forward(to=server))).ast,
+    ]
+    for make in makers:
+        line = _line() + 2
+        with pytest.raises(mo.CompileError) as e:
+            make()
+        (d,) = e.value.diagnostics
+        assert d.code == "E0106", (make, d)
+        assert "name" in d.message and d.hint and d.span.file == HERE, d
+        assert d.span.line in range(line - 20, line + 1)  # this test's lines, not mosaico's
+
+
+def test_compile_of_api_names_never_raises_anything_but_compile_error():
+    # What used to slip through: names with `$(`, `/` or a newline raised RuntimeError
+    # from the P4 generator; now the API refuses them where they are written.
+    t, s1, client, server = small_topology()
+    for bad in ("$(touch pwned)", "a/b", "line\nbreak"):
+        with pytest.raises(mo.CompileError):
+            mo.compile(mo.Program(t, mo.Service(bad, on=t, chain=fwd.Forward(to=server))))
+
+
+def test_param_types_are_one_type():
+    for bad in ("int) { } service x on y {", "int, y: int", "rate = 5kpps", "list<\n>"):
+        with pytest.raises(mo.CompileError) as e:
+            _ = mo.Param("x", bad).ast
+        assert e.value.diagnostics[0].code == "E0303"
+    assert mo.Param("x", "list<prefix>").ast.type.name == "list"
+
+
+def test_acl_rules_are_written_with_allow_and_deny():
+    t, s1, client, server = small_topology()
+    rules = [mo.deny((mo.f.ipv4.src == "203.0.113.0/24") & (mo.f.tcp.dport == 22)),
+             mo.allow(mo.f.tcp.dport.isin({80, 443}))]
+    web = mo.Service("web", on=t, chain=sec.Acl(rules=rules, default="deny")
+                     >> fwd.Forward(to=server))
+    program = mo.Program(t, web)
+    text = program.to_source()
+    assert ("Acl(rules: [deny(ipv4.src == 203.0.113.0/24 and tcp.dport == 22), "
+            "allow(tcp.dport in {80, 443})], default: \"deny\")") in text
+    assert parse(text).module.items[1:] == program.ast.items[1:]  # round trip (spans aside)
+    acl = mo.check(program).services[0].chain[0]
+    assert [r.action for r in acl.args["rules"]] == ["deny", "allow"]
+    assert str(acl.args["rules"][0].predicate) == "ipv4.src == 203.0.113.0/24 and tcp.dport == 22"
+    assert repr(rules[1]) == "<mosaico rule allow(tcp.dport in {80, 443})>"
+    with pytest.raises(mo.CompileError) as e:
+        mo.allow("tcp.dport == 22")
+    assert e.value.diagnostics[0].code == "E0301"
+
+
+def test_ipv6_strings_say_ipv6_is_not_supported_yet():
+    t = mo.Topology("lab")
+    with pytest.raises(mo.CompileError) as e:
+        t.endpoint("server", ip="2001:db8::1")
+    (d,) = e.value.diagnostics
+    assert d.code == "E0107" and d.message == "IPv6 is not supported yet: '2001:db8::1'"
+    assert d.span.file == HERE
+
+
+def test_an_empty_program_is_nothing_to_compile():
+    line = _line() + 2
+    with pytest.raises(mo.CompileError) as e:
+        mo.compile(mo.Program())
+    (d,) = e.value.diagnostics
+    assert d.code == "E0711" and d.message == "nothing to compile: the program declares no " \
+                                              "topology"
+    assert d.span.file == HERE and d.span.line == line

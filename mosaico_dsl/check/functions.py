@@ -20,6 +20,7 @@ from ..lang.printer import format_expr
 from ..units import Time
 from . import types as T
 from .evaluate import Evaluator, did_you_mean
+from .limits import COST, PROCESSING_LATENCY
 from .modules import Loader
 from .scope import FunctionBinding, NodeBinding, ValueBinding
 
@@ -307,6 +308,10 @@ class Expander:
             lat = local.value(latency[name].value, T.TIME)
             if lat is None:
                 return None
+            if lat.value not in PROCESSING_LATENCY:
+                local._err("E0405", PROCESSING_LATENCY.message(f"the latency on `{name}`",
+                                                               lat.value), latency[name])
+                return None
             if name.startswith("p4."):
                 vals = {}
                 for a in t.attrs:
@@ -316,7 +321,7 @@ class Expander:
                                    or f"P4 costs: {', '.join(P4_COST_ATTRS)}")
                         return None
                     v = local.value(a.value, T.INT)
-                    if v is None:
+                    if v is None or not _cost_ok(local, a, v.value):
                         return None
                     vals[a.name] = v.value
                 cost: I.P4Cost | I.VnfCost = I.P4Cost(**vals)
@@ -329,7 +334,7 @@ class Expander:
                                    or f"VNF costs: {', '.join(VNF_COST_ATTRS)}")
                         return None
                     v = local.value(a.value, VNF_COST_ATTRS[a.name])
-                    if v is None:
+                    if v is None or not _cost_ok(local, a, getattr(v.value, "bytes", v.value)):
                         return None
                     vals[a.name] = v.value
                 cost = I.VnfCost(**vals)
@@ -340,7 +345,12 @@ class Expander:
         entry = next((e for e in b.decl.latency if ".".join(e.target) == QUEUEING), None)
         if entry is None:
             return None
-        v = Evaluator(self.report, b.module.scope.child(params)).value(entry.value, T.TIME)
+        local = Evaluator(self.report, b.module.scope.child(params))
+        v = local.value(entry.value, T.TIME)
+        if v is not None and v.value not in PROCESSING_LATENCY:
+            local._err("E0405", PROCESSING_LATENCY.message("the queueing target", v.value),
+                       entry)
+            return None
         return None if v is None else v.value
 
     def _placement_ok(self, b: FunctionBinding, targets, pin, place, prefer, inv) -> bool:
@@ -366,6 +376,13 @@ class Expander:
                                         "pin it to a switch (P4) or a host (VNF)"))
             return False
         return True
+
+
+def _cost_ok(ev: Evaluator, attr: A.Attr, value: int) -> bool:
+    if value in COST:
+        return True
+    ev._err("E0405", COST.message(f"the cost `{attr.name}`", value), attr)
+    return False
 
 
 def _names_in(e: A.Expr) -> list[str]:

@@ -79,6 +79,16 @@ def _field_of(decl: A.FieldDecl, ev: Evaluator, report: Report) -> HeaderField |
     return None
 
 
+def _unparsed_header(decl: A.HeaderDecl, parsed: list[str]) -> Diagnostic:
+    """Only std.net's headers can be matched: each backend extracts exactly those (the P4
+    parser's states, nftables' selectors, the simulator's packets). A new header would need
+    its place in the parse graph (which ether_type or protocol leads to it), which a
+    declaration does not say — so it is refused here, not at compile time."""
+    return error("E0210", f"header `{decl.name}` cannot be matched: the targets parse only "
+                 f"std.net's headers ({', '.join(parsed)})", decl.span,
+                 "match on std.net's fields; user-declared headers are not supported yet")
+
+
 class Loader:
     def __init__(self, stdlib: Path, search: Sequence[Path], report: Report,
                  sources: dict[str, str]) -> None:
@@ -205,6 +215,11 @@ class Loader:
                 case A.FunctionDecl(name=n):
                     define(n, FunctionBinding(f"{module.dotted}.{n}", item, module), item)
                 case A.HeaderDecl(name=n, fields=fields):
+                    if name != PRELUDE:
+                        prelude = self.prelude()
+                        self.report(_unparsed_header(item, [
+                            h for h, b in (prelude.exports.items() if prelude else ())
+                            if isinstance(b, HeaderBinding)]))
                     ev = ev.with_scope(base.child(names))
                     hfs = {}
                     for fd in fields:

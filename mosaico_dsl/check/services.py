@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..diagnostics import Diagnostic, Note, error
+from ..diagnostics import Diagnostic, Note, error, warning
 from ..ir import _ir as I
 from ..ir.graph import path_delay, shortest_path, widest_bandwidth
-from ..ir.predicate import Cmp, Field
+from ..ir.predicate import Cmp, Field, decide
 from ..ir.values import NodeRef
 from ..lang import _ast as A
 from ..units import Time
 from . import types as T
 from .evaluate import Evaluator, did_you_mean
 from .functions import Expander
+from .limits import BANDWIDTH_REQUIREMENT, LATENCY_BUDGET
 from .scope import NodeBinding
 
 __all__ = ["REQUIREMENTS", "check_service", "check_shared_egress", "latency_floor"]
@@ -90,6 +91,12 @@ def check_service(s: A.ServiceDecl, topology: I.Topology, ev: Evaluator, expande
         predicate = ev.predicate(match_stmt.predicate)
         if predicate is None:
             return None
+        dst = topology.node(destination)
+        if decide(predicate, {"ipv4.dst": dst.ip}) is False:
+            report(warning("W0601", f"the `match` of `{s.name}` never selects packets to "
+                           f"`{destination}` ({dst.ip}), where its chain forwards them",
+                           match_stmt.span, f"match `ipv4.dst == {destination}` (or a prefix "
+                           "holding it), or forward to the endpoint the match selects"))
     else:  # no `match`: everything addressed to the destination
         dst = topology.node(destination)
         predicate = Cmp(Field("ipv4", "dst", "ipv4", 32), "==", dst.ip)
@@ -129,6 +136,11 @@ def _requirements(s: A.ServiceDecl, ev: Evaluator, report: Report) -> I.Requirem
             continue
         v = ev.value(r.value, vtype)
         if v is None:
+            ok = False
+            continue
+        limit = LATENCY_BUDGET if r.name == "latency" else BANDWIDTH_REQUIREMENT
+        if v.value not in limit:
+            report(error("E0304", limit.message(f"`require {r.name}`", v.value), r.span))
             ok = False
             continue
         values[r.name] = v.value

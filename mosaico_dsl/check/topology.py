@@ -18,7 +18,9 @@ from ..ir.values import ValueRange
 from ..lang import _ast as A
 from ..units import Size, Time
 from . import types as T
+from .addresses import endpoint_ip_problem, endpoint_mac_problem, hostport_problem, text_problem
 from .evaluate import Evaluator, did_you_mean
+from .limits import HOST_RAM, LINK_BANDWIDTH, LINK_DELAY, Limit
 
 __all__ = ["AttrSpec", "NODE_SCHEMAS", "LINK_SCHEMA", "SWITCH_TARGETS", "HOST_PLATFORMS",
            "check_topology"]
@@ -32,7 +34,7 @@ class AttrSpec:
     type: T.Type
     default: Any = None
     required: bool = False
-    range: ValueRange | None = None
+    range: ValueRange | Limit | None = None
     doc: str = ""
 
 
@@ -49,7 +51,8 @@ NODE_SCHEMAS: dict[str, dict[str, AttrSpec]] = {
         AttrSpec("ports", T.INT, 8, range=ValueRange(1, 512), doc="number of ports, 0..N-1"),
         AttrSpec("priority_queues", T.INT, 2, range=ValueRange(1, 8),
                  doc="egress priority queues (BMv2 --priority-queues)"),
-        AttrSpec("queue_rate", T.BANDWIDTH, None, doc="egress queue rate; default: link rate"),
+        AttrSpec("queue_rate", T.BANDWIDTH, None, range=LINK_BANDWIDTH,
+                 doc="egress queue rate; default: link rate"),
         AttrSpec("queue_depth", T.INT, None, range=ValueRange(1, 1_000_000),
                  doc="egress queue depth in packets; default: the DualQ buffer"),
         AttrSpec("stages", T.INT, 32, range=ValueRange(1, 1024),
@@ -67,7 +70,7 @@ NODE_SCHEMAS: dict[str, dict[str, AttrSpec]] = {
     ),
     "host": _specs(
         AttrSpec("vcpus", T.INT, 4, range=ValueRange(1, 4096)),
-        AttrSpec("ram", T.SIZE, Size(8 * 2**30)),
+        AttrSpec("ram", T.SIZE, Size(8 * 2**30), range=HOST_RAM),
         AttrSpec("trusted", T.BOOL, False, doc="may run mitigation functions"),
         AttrSpec("cloud", T.STRING, None, doc="clouds.yaml cloud name (openstack)"),
         AttrSpec("image", T.STRING, None, doc="VM image for VNFs (openstack)"),
@@ -80,14 +83,19 @@ NODE_SCHEMAS: dict[str, dict[str, AttrSpec]] = {
 }
 
 LINK_SCHEMA = _specs(
-    AttrSpec("bandwidth", T.BANDWIDTH, required=True),
-    AttrSpec("delay", T.TIME, Time(0)),
+    AttrSpec("bandwidth", T.BANDWIDTH, required=True, range=LINK_BANDWIDTH),
+    AttrSpec("delay", T.TIME, Time(0), range=LINK_DELAY),
 )
+
+# String attributes and what they must be: they reach generated scripts and API calls.
+_ADDRESS_ATTRS = {"p4runtime"}
+_TEXT_ATTRS = {"cloud", "image"}
 
 
 def _attrs(kind: str, owner: str, attrs: tuple[A.Attr, ...], schema: dict[str, AttrSpec],
            ev: Evaluator, report: Report, node: A.Node) -> dict[str, Any] | None:
     values: dict[str, Any] = {}
+    given: set[str] = set()  # attributes written, valid or not (no "missing" after an error)
     ok = True
     for a in attrs:
         spec = schema.get(a.name)
@@ -96,21 +104,29 @@ def _attrs(kind: str, owner: str, attrs: tuple[A.Attr, ...], schema: dict[str, A
                          did_you_mean(a.name, schema) or f"{kind} attributes: {', '.join(schema)}"))
             ok = False
             continue
-        if a.name in values:
+        if a.name in given:
             report(error("E0204", f"attribute `{a.name}` is given twice", a.span))
             ok = False
             continue
+        given.add(a.name)
         v = ev.value(a.value, spec.type)
         if v is None:
             ok = False
             continue
         if spec.range is not None and v.value not in spec.range:
-            report(error("E0304", f"`{a.name}` must be in {spec.range}, not {v.value}", a.span))
+            report(error("E0304", spec.range.message(f"`{a.name}`", v.value)
+                         if isinstance(spec.range, Limit)
+                         else f"`{a.name}` must be in {spec.range}, not {v.value}", a.span))
+            ok = False
+            continue
+        problem = _string_problem(a.name, v.value, a.span)
+        if problem is not None:
+            report(problem)
             ok = False
             continue
         values[a.name] = v.value
     for spec in schema.values():
-        if spec.name not in values:
+        if spec.name not in given:
             if spec.required:
                 report(error("E0702", f"{kind} `{owner}` needs `{spec.name}`", node.span,
                              f"add `{spec.name}: ...` ({T.describe(spec.type)})"))
@@ -118,6 +134,44 @@ def _attrs(kind: str, owner: str, attrs: tuple[A.Attr, ...], schema: dict[str, A
             else:
                 values[spec.name] = spec.default
     return values if ok else None
+
+
+def _string_problem(name: str, value: Any, span) -> Diagnostic | None:
+    if name in _ADDRESS_ATTRS:
+        problem = hostport_problem(value)
+        if problem is not None:
+            return error("E0709", f"`{name}`: {problem}", span,
+                         "write HOST:PORT, e.g. \"127.0.0.1:9559\" or \"s1.lab:9559\"")
+    if name in _TEXT_ATTRS:
+        problem = text_problem(value)
+        if problem is not None:
+            return error("E0710", f"`{name}` {value!r}: {problem}", span,
+                         "write the name as it appears in the cloud, on one line")
+    return None
+
+
+def _endpoint_addresses(endpoints: list[I.Endpoint], report: Report) -> bool:
+    """Every endpoint needs a host address of its own: classification, routes and ARP
+    entries are keyed by it."""
+    ok = True
+    first: dict[Any, I.Endpoint] = {}
+    for e in endpoints:
+        for problem in (endpoint_ip_problem(e.ip),
+                        endpoint_mac_problem(e.mac) if e.mac is not None else None):
+            if problem is not None:
+                report(error("E0707", f"endpoint `{e.name}`: {problem}", e.span,
+                             "give it the address the host really has, e.g. 10.0.2.1"))
+                ok = False
+        for key, what in ((e.ip, f"address {e.ip}"), (e.mac, f"MAC {e.mac}")):
+            if key is None:
+                continue
+            other = first.setdefault(key, e)
+            if other is not e:
+                report(error("E0708", f"endpoints `{other.name}` and `{e.name}` both have "
+                             f"{what}", e.span, "give each endpoint its own address",
+                             [Note(f"`{other.name}` is declared here", other.span)]))
+                ok = False
+    return ok
 
 
 def check_topology(t: A.TopologyDecl, ev: Evaluator, report: Report) -> I.Topology | None:
@@ -195,6 +249,7 @@ def check_topology(t: A.TopologyDecl, ev: Evaluator, report: Report) -> I.Topolo
             continue
         links.append(I.Link(I.PortRef(link.a.node, link.a.port), I.PortRef(link.b.node,
                             link.b.port), attrs["bandwidth"], attrs["delay"], span=link.span))
+    ok &= _endpoint_addresses(endpoints, report)
     linked = {n for lk in t.links for n in (lk.a.node, lk.b.node)}
     for n in t.nodes:
         if n.name not in linked:

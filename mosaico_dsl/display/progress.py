@@ -14,13 +14,15 @@ and reports as it goes.
 from __future__ import annotations
 
 import io
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
-__all__ = ["Reporter", "run", "task", "in_notebook"]
+__all__ = ["Reporter", "run", "task", "in_notebook", "ProgressLines"]
 
 T = TypeVar("T")
 _TICK = 0.2  # seconds between two redraws
@@ -218,3 +220,66 @@ class _LiveReporter(Reporter):
     def message(self, text: str) -> None:
         super().message(text)
         self._display.show(self)
+
+
+_COUNTER = re.compile(r"(?P<subject>.*?)(?P<done>\d+)/(?P<total>\d+)(?P<rest>.*)")
+
+
+class ProgressLines:
+    """Progress messages of the command line (``deploy``, ``destroy``) as lines on stderr.
+
+    A counter (``s1: 500/3009 updates``) changes often. In a terminal it is redrawn in place
+    until it completes; in a log (stderr not a terminal: CI, ``2> file``) a counter prints
+    when it starts, at most once per ``interval`` seconds, and when it completes — and
+    the last count not yet printed is printed before any other message, so a log that
+    ends in a failure still says how far each counter got. Other messages print as they
+    come.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 5.0,
+                 tty: bool | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._out = stream if stream is not None else sys.stderr
+        self._tty = self._out.isatty() if tty is None else tty
+        self._interval, self._clock = interval, clock
+        self._last: dict[str, float] = {}  # counter subject → when it last printed
+        self._pending: dict[str, str] = {}  # counter subject → newest unprinted message
+        self._open_line = False  # a terminal counter line without its newline yet
+
+    def __call__(self, message: str) -> None:
+        m = _COUNTER.fullmatch(message)
+        if m is None:
+            self._flush()
+            self._line(message)
+            return
+        subject = m["subject"] + m["rest"]
+        complete = m["done"] == m["total"]
+        if self._tty:
+            self._out.write(f"\r\x1b[K  {message}")
+            self._open_line = not complete
+            if complete:
+                self._out.write("\n")
+            self._out.flush()
+            return
+        now = self._clock()
+        last = self._last.get(subject)
+        if complete or last is None or now - last >= self._interval:
+            self._pending.pop(subject, None)
+            self._last[subject] = now
+            self._line(message)
+        else:
+            self._pending[subject] = message
+
+    def close(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._open_line:
+            self._out.write("\n")
+            self._open_line = False
+        for subject, message in list(self._pending.items()):
+            del self._pending[subject]
+            self._line(message)
+
+    def _line(self, message: str) -> None:
+        self._out.write(f"  {message}\n")
+        self._out.flush()

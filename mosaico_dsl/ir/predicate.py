@@ -17,7 +17,7 @@ from typing import Any
 from .values import ValueRange, ValueSet, format_value, value_to_json
 
 __all__ = ["Field", "Cmp", "And", "Or", "Not", "Predicate", "TRUE", "FALSE", "Literal",
-           "to_dnf", "evaluate", "fields_of"]
+           "to_dnf", "evaluate", "fields_of", "decide"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -189,4 +189,22 @@ def evaluate(p: Predicate, packet: Mapping[str, Any]) -> bool:
             return any(evaluate(i, packet) for i in items)
         case Not(item=i):
             return not evaluate(i, packet)
+    raise TypeError(f"not a predicate: {p!r}")
+
+
+def decide(p: Predicate, known: Mapping[str, Any]) -> bool | None:
+    """Three-valued :func:`evaluate`: True or False when the fields in ``known`` settle
+    ``p`` whatever the other fields hold, None when they do not."""
+    match p:
+        case Cmp(field=f):
+            return evaluate(p, {f.path: known[f.path]}) if f.path in known else None
+        case Not(item=i):
+            v = decide(i, known)
+            return None if v is None else not v
+        case And(items=items) | Or(items=items):
+            decisive = isinstance(p, Or)  # the value that settles the whole
+            values = [decide(i, known) for i in items]
+            if decisive in values:
+                return decisive
+            return None if None in values else not decisive
     raise TypeError(f"not a predicate: {p!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Network
 
 from lark import Lark, Token, Tree
 from lark.exceptions import (
@@ -64,6 +64,14 @@ def parser_backend() -> str:
 # ----------------------------------------------------------------------------- transformer
 
 
+_FLAT = frozenset({"or_op", "and_op"})
+
+
+def _flat(parent: Tree, child) -> bool:
+    """``child`` continues ``parent``'s flat and/or chain (one AST node, no nesting)."""
+    return (parent.data in _FLAT and isinstance(child, Tree) and child.data == parent.data)
+
+
 def _present(items) -> tuple:
     return tuple(x for x in items if x is not None)
 
@@ -87,10 +95,12 @@ class _ToAst:
         self.names: set[str] = set()  # every identifier referenced (for unused-import checks)
 
     def transform(self, tree: Tree):
-        """Post-order walk; also records the deepest rule nesting in ``self.depth``."""
+        """Post-order walk; also records the deepest rule nesting in ``self.depth`` and
+        where it is in ``self.deepest`` (a flat ``a or b or c`` is one level, as in the
+        AST: Lark nests the left-recursive chain, the AST does not)."""
         done: list = []  # results, in post-order
         stack: list = [(tree, False, 0)]
-        deepest = 0
+        deepest, where = 0, None
         while stack:
             node, expanded, depth = stack.pop()
             if not isinstance(node, Tree):
@@ -101,10 +111,12 @@ class _ToAst:
                 del done[len(done) - n:]
                 done.append(getattr(self, node.data)(node.meta, children))
             else:
-                deepest = max(deepest, depth)
+                if depth > deepest:
+                    deepest, where = depth, node.meta
                 stack.append((node, True, depth))
-                stack.extend((c, False, depth + 1) for c in reversed(node.children))
-        self.depth = deepest
+                stack.extend((c, False, depth if _flat(node, c) else depth + 1)
+                             for c in reversed(node.children))
+        self.depth, self.deepest = deepest, where
         return done[0]
 
     def _span(self, meta) -> Span | None:
@@ -465,7 +477,35 @@ def _token_desc(tok: Token) -> str:
     return f"`{tok}`"
 
 
+_IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/\d+)?")
+
+
+def _ipv6_at(file: str, text: str, line: int, col: int) -> Diagnostic | None:
+    """E0107 if the error at ``line:col`` sits in an IPv6 address or prefix: the lexer
+    knows no such literal, and "unexpected `:`" would not tell the user why."""
+    lines = text.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    for m in _IPV6_RUN.finditer(lines[line - 1]):
+        if m.start() < col <= m.end() + 1 and m.group().count(":") >= 2:
+            try:
+                IPv6Network(m.group(), strict=False)
+            except ValueError:
+                continue
+            return error("E0107", f"IPv6 is not supported yet: {m.group()}",
+                         Span(file, line, m.start() + 1, line, m.end() + 1),
+                         "mosaico's addresses and prefixes are IPv4, e.g. 10.0.2.1 or "
+                         "10.0.0.0/8")
+    return None
+
+
 def _syntax_diagnostic(e: UnexpectedInput, file: str, text: str) -> Diagnostic:
+    line, col = getattr(e, "line", -1), getattr(e, "column", -1)
+    if isinstance(e, UnexpectedToken):
+        line, col = e.token.line, e.token.column
+    v6 = _ipv6_at(file, text, line, col) if isinstance(line, int) and line > 0 else None
+    if v6 is not None:
+        return v6
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         tok = e.token
         span = Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
@@ -534,9 +574,12 @@ def _parse(text: str, file: str) -> ParseResult:
     module = transformer.transform(tree)
     diagnostics = list(transformer.errors)
     if transformer.depth > MAX_NESTING:
-        diagnostics.append(error("E0105", "expressions are nested too deeply",
-                                 Span(file, 1, 1), f"mosaico accepts up to {MAX_NESTING} "
-                                 "levels of nesting; name intermediate values with `const`"))
+        meta = transformer.deepest
+        span = Span(file, meta.line, meta.column, meta.end_line, meta.end_column) \
+            if meta is not None and not getattr(meta, "empty", True) else Span(file, 1, 1)
+        diagnostics.append(error("E0105", "expressions are nested too deeply", span,
+                                 f"mosaico accepts up to {MAX_NESTING} levels of nesting; "
+                                 "name intermediate values with `const`"))
     if diagnostics:
         return ParseResult(None, tuple(diagnostics))
     return ParseResult(
@@ -569,7 +612,7 @@ def _recover(text: str, file: str, first: UnexpectedInput) -> list[Diagnostic]:
         transformer = _ToAst(file)
         transformer.transform(tree)
         diagnostics.extend(transformer.errors)
-    if not any(d.code in ("E0101", "E0102", "E0103") for d in diagnostics):
+    if not any(d.code in ("E0101", "E0102", "E0103", "E0107") for d in diagnostics):
         diagnostics.insert(0, _syntax_diagnostic(first, file, text))  # the split misled us
     return _dedupe(diagnostics)
 

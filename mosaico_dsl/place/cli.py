@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import json
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -24,17 +23,22 @@ __all__ = ["place_cmd"]
               help="CP-SAT deterministic time per solve (default 60); the result does "
                    "not depend on the machine's speed.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the table.")
+@click.option("--force", is_flag=True,
+              help="Overwrite -o's file even if it is not a placement mosaico wrote.")
 @_SEARCH
 @_guard
 def place_cmd(file: str, output: str | None, search_limit: float | None, quiet: bool,
-              search: tuple[str, ...]) -> None:
+              force: bool, search: tuple[str, ...]) -> None:
     """Place every function on a P4 switch or VNF host, optimally, and explain failures."""
     from rich.console import Console
 
+    from .._atomic import check_file, write_file
     from ..compiler import _check
     from . import Options, PlacementError, place
     from .report import placement_document, primary_optimal, render
 
+    if output and output != "-":
+        check_file(output, _placement_json, force)  # refuse before placing, not after
     program, diagnostics, _, sources = _check(Path(file), [Path(s) for s in search])
     options = Options() if search_limit is None else Options(deterministic_time=search_limit)
     try:
@@ -52,21 +56,18 @@ def place_cmd(file: str, output: str | None, search_limit: float | None, quiet: 
     if output == "-":
         sys.stdout.buffer.write(placement_document(placement))
     elif output:
-        _write(Path(output), placement_document(placement))
+        write_file(Path(output), placement_document(placement), ours=_placement_json,
+                   force=force)
         click.echo(f"wrote {output}", err=True)
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+_PLACEMENT_KEYS = {"assignments", "objective", "routes", "search"}
+
+
+def _placement_json(data: bytes) -> bool:
+    """Whether a file is a placement document (what ``-o`` may overwrite)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        doc = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and set(doc) == _PLACEMENT_KEYS

@@ -386,12 +386,14 @@ class _Explainer:
             hint = (f"raise `{_ATTRIBUTE[res]}` on `{node_name}`, add a node able to run "
                     "these functions, or relax the other constraints listed")
             if best is None:
-                text = f"`{node_name}` offers too few {R.UNITS[res]} ({offered})"
+                text = f"`{node_name}` offers only {R.amount(offered, res)}"
                 return text, text, node.span, hint
-            who = _join([f"`{n}`" for n in dict.fromkeys(
-                name for _, _, users in self._contributions(rule, best) for name in users)])
-            text = (f"`{node_name}` offers {R.amount(offered, res)} but {who} need at least "
-                    f"{best.value} there")
+            users = dict.fromkeys(name for _, _, users in self._contributions(rule, best)
+                                  for name in users)
+            who = _join([f"`{n}`" for n in users])
+            text = (f"`{node_name}` offers {R.amount(offered, res)} but {who} "
+                    f"{'needs' if len(users) == 1 else 'need'} at least "
+                    f"{R.amount(best.value, res)} there")
             return text, text, node.span, hint
         if k is Kind.SECURE:
             svc = self._service(subj[0])
@@ -512,7 +514,7 @@ class _Explainer:
             offered = self.problem.capacities[(topo, node_name)][res]
             notes = []
             if not is_primary:
-                need = f"; the others need at least {best.value}" if best else ""
+                need = f"; the others need at least {R.amount(best.value, res)}" if best else ""
                 notes.append(Note(f"`{node_name}` offers {R.amount(offered, res)}{need}",
                                   node.span))
             if best is not None:

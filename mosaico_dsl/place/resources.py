@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ..ir import _ir as I
+from ..units import Size
 
 __all__ = ["P4_RESOURCES", "VNF_RESOURCES", "UNITS", "capacity", "demand", "queues_needed",
            "shared_queue_key", "usage", "over", "target_on", "amount"]
@@ -53,8 +54,19 @@ _SINGULAR = {"stages": "stage", "table_entries": "table entry", "register_bits":
 
 
 def amount(n: int, res: str) -> str:
-    """``1 stage``, ``4 stages``."""
+    """``1 stage``, ``4 stages``, ``512MiB of RAM``: RAM in the units programs write."""
+    if res == "ram":
+        return f"{_size(n)} of RAM"
     return f"{n} {_SINGULAR[res] if n == 1 else UNITS[res]}"
+
+
+def _size(n: int) -> str:
+    exact = str(Size(n))
+    if n < 1024 or not exact.endswith("B") or exact[-2].isalpha():
+        return exact  # 300MiB, 1.5GiB, 512B
+    unit, factor = next((u, f) for u, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+                        if n >= f)
+    return f"about {n / factor:.4g}{unit}"
 
 
 def queues_needed(fi: I.FunctionInstance) -> int:

@@ -249,7 +249,7 @@ def _capacities(program, placed, instances, report) -> None:
         for res in R.over(used, offered):
             report(Violation(Check.CAPACITY, f"`{node_name}` offers "
                              f"{R.amount(offered.get(res, 0), res)} but its functions take "
-                             f"{used[res]}", node.span))
+                             f"{R.amount(used[res], res)}", node.span))
 
 
 def _egress(program, placed, report) -> None:

@@ -160,10 +160,6 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
     return out
 
 
-def _progress(msg: str) -> None:
-    click.echo(f"  {msg}", err=True)
-
-
 def _runtime(default: tuple[str, ...], require_build: bool):
     """Open the store and build, make the targets, and hand them to the command."""
 
@@ -193,6 +189,7 @@ def _runtime(default: tuple[str, ...], require_build: bool):
 @_runtime(default=(), require_build=True)
 def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
     """Deploy a build: apply only what differs; roll everything back on failure."""
+    from ..display.progress import ProgressLines
     from .deployment import apply, lock, plan
 
     lock(store)
@@ -202,7 +199,11 @@ def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
         return
     if the_plan.empty:
         click.echo("Nothing to do: the targets already run this build.", err=True)
-    result = asyncio.run(apply(the_plan, targets, store, build=build, progress=_progress))
+    progress = ProgressLines()
+    try:
+        result = asyncio.run(apply(the_plan, targets, store, build=build, progress=progress))
+    finally:
+        progress.close()
     if result.changed:
         click.echo(f"Applied (deployment {result.deployment}).", err=True)
 
@@ -247,9 +248,14 @@ def status_cmd(build, store, targets, fmt: str = "text") -> None:
 @_runtime(default=(), require_build=False)
 def destroy_cmd(build, store, targets) -> None:
     """Remove what mosaico deployed (read from the state store), in reverse order."""
+    from ..display.progress import ProgressLines
     from .deployment import destroy
 
-    result = asyncio.run(destroy(targets, store, progress=_progress))
+    progress = ProgressLines()
+    try:
+        result = asyncio.run(destroy(targets, store, progress=progress))
+    finally:
+        progress.close()
     click.echo(result.plan.render())
     click.echo("Destroyed." if result.changed else "Nothing to destroy.", err=True)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import _SEARCH, _emit, _guard
+from ..cli import _FORCE, _SEARCH, _emit, _guard
 from .run import DEFAULT_DURATION, DEFAULT_SEED, DEFAULT_TRAFFIC, simulate
 
 __all__ = ["sim"]
@@ -16,7 +16,8 @@ __all__ = ["sim"]
 @click.command("sim")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
-              help="Output directory (replaced atomically): metrics.json, traces/, plots/.")
+              help="Output directory (replaced atomically if it is empty or a previous "
+                   "mosaico simulation): metrics.json, traces/, plots/.")
 @click.option("--duration", default=DEFAULT_DURATION, show_default=True,
               help="Simulated time, e.g. 60s or 500ms.")
 @click.option("--traffic", default=DEFAULT_TRAFFIC, show_default=True,
@@ -28,15 +29,19 @@ __all__ = ["sim"]
               help="Write the per-packet CSV traces.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Render the PNG plots.")
+@_FORCE
 @_SEARCH
 @_guard
 def sim(file: str, output: str, duration: str, traffic: str, seed: int, traces: bool,
-        plots: bool, search: tuple[str, ...]) -> None:
+        plots: bool, force: bool, search: tuple[str, ...]) -> None:
     """Simulate a program's placed chain and report per-class delay, marks, drops, throughput."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .._atomic import check_target
     from .report import summary_tables
+
+    check_target(output, "simulation", force)  # refuse before simulating, not after
 
     err = Console(stderr=True)
     with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.fields[at]}"),
@@ -51,7 +56,7 @@ def sim(file: str, output: str, duration: str, traffic: str, seed: int, traces: 
         result = simulate(Path(file), duration=duration, traffic=traffic, seed=seed,
                           progress=progress, search_paths=[Path(s) for s in search])
     _emit(result.warnings, {})
-    out = result.write(output, traces=traces, plots=plots)
+    out = result.write(output, traces=traces, plots=plots, force=force)
     out_console = Console(file=sys.stdout)
     # In a terminal rich fits the tables to it; piped, nothing is cut.
     console = out_console if out_console.is_terminal else Console(file=sys.stdout, width=200)

@@ -245,13 +245,15 @@ class SimResult:
         from .report import artifacts
         return artifacts(self, traces=traces, plots=plots)
 
-    def write(self, out_dir, *, traces: bool = True, plots: bool = True):
-        """Write metrics.json, traces/*.csv and plots/*.png atomically into ``out_dir``."""
+    def write(self, out_dir, *, traces: bool = True, plots: bool = True, force: bool = False):
+        """Write metrics.json, traces/*.csv, plots/*.png and manifest.json atomically into
+        ``out_dir``; an existing directory is replaced only if it is empty or an unchanged
+        mosaico simulation output (or if ``force``)."""
         from pathlib import Path
 
         from .._atomic import write_tree
         out = Path(out_dir)
-        write_tree(out, self.artifacts(traces=traces, plots=plots))
+        write_tree(out, self.artifacts(traces=traces, plots=plots), force=force)
         return out
 
     def __repr__(self) -> str:

@@ -1,6 +1,8 @@
 """Rendering a :class:`SimResult`: the output directory, the terminal summary, HTML.
 
-The directory holds ``metrics.json``, ``traces/*.csv`` and ``plots/*.png``. Traces are CSV,
+The directory holds ``metrics.json``, ``traces/*.csv``, ``plots/*.png`` and a
+``manifest.json`` (the files' hashes: what lets a later run replace the directory, knowing
+it holds nothing but this output). Traces are CSV,
 not Parquet: they need no extra dependency (pyarrow is not one of mosaico's), every tool
 reads them (pandas, spreadsheets, gnuplot, ``awk``), and they are byte-for-byte
 reproducible — every column is an integer or a fixed-format decimal, where Parquet files
@@ -15,6 +17,7 @@ import json
 import math
 from typing import Any
 
+from .._atomic import MANIFEST, manifest
 from .metrics import ClassStats, SimResult
 from .ports import VERDICT_NAMES
 
@@ -77,6 +80,7 @@ def artifacts(result: SimResult, *, traces: bool = True, plots: bool = True
     if plots:
         from .plots import render
         files.update({f"plots/{k}": v for k, v in render(result).items()})
+    files[MANIFEST] = manifest("simulation", files, program=result.program)
     return dict(sorted(files.items()))
 
 

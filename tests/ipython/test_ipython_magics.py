@@ -245,6 +245,20 @@ def test_compile_magic_writes_the_artifacts(shell, run, tmp_path):
     assert "mosaico-placement" in html and "mosaico-p4" in html
 
 
+def test_compile_magic_keeps_the_users_files_unless_forced(run, tmp_path):
+    run("%%mosaico flagship --quiet\n" + SOURCE)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result, cap = run(f"%mosaico compile flagship -o {out}")
+    assert isinstance(result.error_in_exec, mo.CompileError)
+    assert "error[E1301]" in texts(cap)[0] and "notes.txt was not written by mosaico" \
+        in texts(cap)[0]
+    assert (out / "notes.txt").read_text() == "mine"
+    result, _ = run(f"%mosaico compile flagship -o {out} --force")
+    assert result.success and not (out / "notes.txt").exists()
+
+
 def test_compile_magic_rejects_unknown_emit(run):
     from IPython.core.error import UsageError
 

@@ -294,6 +294,28 @@ def test_deep_nesting_is_a_diagnostic_not_a_crash():
     assert ok("const A = " + "(" * depth + "1" + ")" * depth)  # parentheses add no depth
 
 
+def test_flat_and_or_chains_are_one_level_and_deep_nesting_is_located():
+    terms = " or ".join(f"tcp.dport == {i}" for i in range(199))
+    long_and = " and ".join(f"ipv4.ttl != {i}" for i in range(250))
+    module = parse(f"const A = {terms}\nconst B = {long_and}\n").module
+    assert module is not None
+    assert len(module.items[0].value.operands) == 199
+    depth = MAX_NESTING + 5
+    (d,) = errors("const A = 1\n\nconst B = [" + "[" * depth + "1" + "]" * depth + "]")
+    assert d.code == "E0105"
+    assert d.span.line == 3 and d.span.col > 11  # where it is deep, not line 1
+
+
+def test_ipv6_literals_say_ipv6_is_not_supported_yet():
+    (d,) = errors("topology t {\n  endpoint e { ip: fe80::1 }\n}\n")
+    assert d.code == "E0107" and d.message == "IPv6 is not supported yet: fe80::1"
+    assert (d.span.line, d.span.col, d.span.end_col) == (2, 20, 27)  # the whole literal
+    assert "IPv4" in d.hint
+    (d,) = errors("const P = 2001:db8::/32\n")
+    assert d.code == "E0107" and d.message.endswith("2001:db8::/32")
+    assert ok("const M = 02:00:00:00:00:01\n")  # a MAC address is not IPv6
+
+
 def test_the_grammar_cache_is_only_an_optimisation(tmp_path):
     """Lark's analysed grammar is pickled under $XDG_CACHE_HOME/mosaico; a missing, stale or
     corrupt cache file must give the same parse (in fresh processes: the parser is built

@@ -30,6 +30,27 @@ def line_of(name: str, needle: str) -> int:
     return next(k for k, text in enumerate(lines, start=1) if needle in text)
 
 
+def test_ram_is_shown_in_the_units_programs_write():
+    """Two VNFs of 256 MiB each on a host declared with `ram: 300MiB` (not 314572800 bytes)."""
+    (d,) = explain("ram")
+    assert d.code == "E0802"
+    assert d.message.startswith("`h1` offers 300MiB of RAM but `web` needs at least 512MiB "
+                                "of RAM there")
+    notes = [n.message for n in d.notes]
+    assert "SynGuard of `web` takes 256MiB of RAM on `h1`" in notes
+    assert not any(str(2**28) in n for n in [d.message, *notes])
+
+
+def test_ram_amounts_that_are_no_whole_unit_are_rounded():
+    from mosaico_dsl.place.resources import amount
+
+    assert amount(300 * 2**20, "ram") == "300MiB of RAM"
+    assert amount(3 * 2**29, "ram") == "1.5GiB of RAM"
+    assert amount(314572801, "ram") == "about 300MiB of RAM"
+    assert amount(100, "ram") == "100B of RAM"
+    assert amount(1, "stages") == "1 stage" and amount(2, "vcpus") == "2 vCPUs"
+
+
 def test_latency_with_the_hop_by_hop_breakdown_of_the_cheapest_placement():
     """s1 is untrusted, so both mitigations must detour to nfvi1 (2 ms away): 1 ms + 4 ms
     round trip + 5 ms + 1.2 ms queue target + processing = 11.258 ms > 8 ms."""
@@ -50,7 +71,7 @@ def test_capacity_names_the_services_and_the_least_they_need():
     """Two services each need SynGuard (2 stages) + Forward (1) on the only switch: 6 > 5."""
     (d,) = explain("cap")
     assert d.code == "E0802"
-    assert d.message == "`s1` offers 5 stages but `one` and `two` need at least 6 there"
+    assert d.message == "`s1` offers 5 stages but `one` and `two` need at least 6 stages there"
     assert d.span.line == line_of("cap", "switch s1")
     notes = [n.message for n in d.notes]
     assert "SynGuard of `one` takes 2 stages on `s1`" in notes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -93,6 +94,44 @@ def test_deploy_writes_both_switches_then_nothing_when_unchanged(twin, state_pat
         applied = store.history()[1][0]
         # The store only logs the run: the records still name the deploy that wrote them.
         assert {u.deployment for u in store.units()} == {applied}
+
+
+def test_progress_in_a_log_is_summarised_not_one_line_per_batch(twin):
+    """stderr is not a terminal here (as in CI or `2> log`): a counter prints when it
+    starts and when it completes, not once per batch."""
+    s1, s2, build, args = twin
+    e1 = lab_entries(40)
+    out = mosaico("deploy", str(build(e1, lab_entries(1))), *args("--batch", "1")).stderr
+    counts = [(int(a), int(b)) for a, b in re.findall(r"s1: (\d+)/(\d+) updates", out)]
+    (done, total) = counts[-1]
+    assert done == total > 40  # every update was written, one per batch
+    assert len(counts) <= 3, out  # yet not one line per batch, as before
+    assert live(s1) == desired(e1)
+
+
+def test_progress_lines_redraw_in_a_terminal_and_flush_before_other_messages():
+    import io
+
+    from mosaico_dsl.display.progress import ProgressLines
+
+    now = [0.0]
+    log = io.StringIO()
+    p = ProgressLines(log, tty=False, interval=5.0, clock=lambda: now[0])
+    for i in range(1, 11):
+        now[0] += 1.0
+        p(f"s1: {i}/20 updates")
+    p("failed: rolling back")
+    assert log.getvalue().splitlines() == [
+        "  s1: 1/20 updates", "  s1: 6/20 updates", "  s1: 10/20 updates",
+        "  failed: rolling back"]
+    tty = io.StringIO()
+    p = ProgressLines(tty, tty=True)
+    for i in range(1, 4):
+        p(f"s1: {i}/3 updates")
+    p("s2: pushing the forwarding pipeline")
+    assert tty.getvalue() == ("\r\x1b[K  s1: 1/3 updates\r\x1b[K  s1: 2/3 updates"
+                              "\r\x1b[K  s1: 3/3 updates\n  s2: pushing the forwarding "
+                              "pipeline\n")
 
 
 def test_changed_program_applies_only_the_difference(twin):

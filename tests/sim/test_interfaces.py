@@ -95,7 +95,7 @@ def test_cli_without_traces_and_plots(tmp_path):
     res = CliRunner().invoke(cli, ["sim", str(FLAGSHIP), "--duration", "1s", "--no-traces",
                                    "--no-plots", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "metrics.json"]
 
 
 @pytest.mark.parametrize("args, code, text", [
@@ -110,19 +110,28 @@ def test_cli_reports_user_errors_as_diagnostics_and_keeps_the_old_output(tmp_pat
     out = tmp_path / "sim"
     out.mkdir()
     (out / "keep.txt").write_text("previous run")
-    res = CliRunner().invoke(cli, ["sim", str(FLAGSHIP), *args, "-o", str(out)])
+    # even with --force, a run that fails leaves the directory alone
+    res = CliRunner().invoke(cli, ["sim", str(FLAGSHIP), *args, "-o", str(out), "--force"])
     assert res.exit_code == 1, res.output
     assert f"error[{code}]" in res.stderr and text in res.stderr
     assert "Traceback" not in res.output
     assert (out / "keep.txt").read_text() == "previous run"
 
 
-def test_cli_replaces_an_existing_output_directory(tmp_path):
+def test_cli_replaces_a_previous_simulation_but_not_the_users_files(tmp_path):
     out = tmp_path / "sim"
-    out.mkdir()
+    args = ["sim", str(FLAGSHIP), "--duration", "1s", "--no-plots", "-o", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    first = (out / "metrics.json").stat().st_ino
+    res = CliRunner().invoke(cli, [*args, "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    assert (out / "metrics.json").stat().st_ino != first  # a new tree replaced the old
     (out / "stale.txt").write_text("old")
-    res = CliRunner().invoke(cli, ["sim", str(FLAGSHIP), "--duration", "1s", "--no-plots",
-                                   "-o", str(out)])
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and "error[E1301]" in res.stderr
+    assert "stale.txt was not written by mosaico" in res.stderr
+    assert (out / "stale.txt").exists()
+    res = CliRunner().invoke(cli, [*args, "--force"])
     assert res.exit_code == 0, res.output
     assert not (out / "stale.txt").exists() and (out / "metrics.json").exists()
 

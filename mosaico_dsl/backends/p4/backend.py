@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..._resources import p4_dir
 from ...diagnostics import CompileError, has_errors
-from .bmv2 import run_script
+from .bmv2 import RUN_SCRIPT, run_script
 from .entries import entries_cli, entries_json
 from .metrics import metrics_json
 from .p4info import p4info_text
@@ -41,7 +41,7 @@ def switch_files(plan: SwitchPlan, source: str) -> dict[str, str]:
         "p4info.txtpb": p4info_text(plan),
         "entries.json": entries_json(plan),
         "entries.txt": entries_cli(plan),
-        "run-bmv2.sh": run_script(plan),
+        RUN_SCRIPT: run_script(plan),
         "resources.json": resources_json(plan),
         "metrics.json": metrics_json(plan),
     })

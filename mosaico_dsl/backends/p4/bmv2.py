@@ -7,6 +7,7 @@ buffer (a time) at that packet rate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..._version import __version__
@@ -14,9 +15,27 @@ from ...ir import _ir as I
 from .plan import SwitchPlan
 from .render import environment
 
-__all__ = ["PACKET_BYTES", "QueueSetting", "queue_settings", "run_script"]
+__all__ = ["PACKET_BYTES", "QueueSetting", "queue_settings", "run_script", "script_outputs",
+           "derived_files"]
 
 PACKET_BYTES = 1500  # MTU-sized packets: what bulk TCP transfers send
+RUN_SCRIPT = "run-bmv2.sh"
+
+
+def script_outputs(switch: str) -> tuple[str, str]:
+    """What ``run-bmv2.sh`` writes next to itself: p4c's BMv2 JSON and P4Info."""
+    return f"{switch}.json", "p4info.p4c.txtpb"
+
+
+def derived_files(artifacts: Iterable[str]) -> list[str]:
+    """The files the build's launch scripts may add to it (a build directory holding them
+    is still only mosaico's, and may be replaced by the next compile)."""
+    out = []
+    for path in artifacts:
+        directory, _, name = path.rpartition("/")
+        if name == RUN_SCRIPT and directory:
+            out += [f"{directory}/{f}" for f in script_outputs(directory.rpartition("/")[2])]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +82,9 @@ def queue_settings(plan: SwitchPlan) -> tuple[QueueSetting, ...]:
 
 def run_script(plan: SwitchPlan) -> str:
     sw = plan.switch
+    bmv2_json, p4c_p4info = script_outputs(sw.name)
     return environment().get_template("bmv2/run-bmv2.sh.j2").render(
         plan=plan, version=__version__, links=_links(plan), queues=queue_settings(plan),
+        program=f"{sw.name}.p4", bmv2_json=bmv2_json, p4c_p4info=p4c_p4info,
         packet_bytes=PACKET_BYTES, grpc_address=sw.p4runtime or "0.0.0.0:9559",
         rate_source="the switch's queue_rate" if sw.queue_rate is not None else "the link's")

@@ -1,4 +1,5 @@
-"""Jinja2 rendering of plans: the templates in ``codegen/`` hold all P4 and shell syntax."""
+"""Jinja2 rendering of plans: the templates in ``codegen/`` hold all P4 and shell syntax;
+values enter them through the quoting filters of :mod:`..quoting`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jinja2
 
 from ..._resources import codegen_dir
 from ..._version import __version__
+from ..quoting import FILTERS
 from .plan import SwitchPlan
 
 __all__ = ["environment", "render_program"]
@@ -34,6 +36,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters.update(FILTERS)
     env.filters.update(ipv4=lambda v: str(IPv4Address(v)), mac=_mac, per_us=_per_us)
     return env
 

@@ -1,21 +1,17 @@
-"""The Jinja2 environment of the VNF backends: templates hold target syntax, Python decides."""
+"""The Jinja2 environment of the VNF backends: templates hold target syntax, Python decides;
+values enter the text through the quoting filters of :mod:`..quoting` (``q`` is YAML's)."""
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
 import jinja2
 
 from ..._resources import codegen_dir
+from ..quoting import FILTERS
 
 __all__ = ["render"]
-
-
-def _yaml_str(value: Any) -> str:
-    """A YAML scalar for any string: JSON strings are valid YAML flow scalars."""
-    return json.dumps(str(value), ensure_ascii=False)
 
 
 @cache
@@ -28,7 +24,7 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["q"] = _yaml_str
+    env.filters.update(FILTERS)
     return env
 
 

@@ -37,18 +37,25 @@ P4C=${P4C:-p4c-bm2-ss}
 BMV2=${BMV2:-simple_switch}
 BMV2_CLI=${BMV2_CLI:-simple_switch_CLI}
 
-if [ ! -f s1.json ] || [ s1.p4 -nt s1.json ]; then
-    "$P4C" --arch v1model --std p4-16 -o s1.json \
-        --p4runtime-files p4info.p4c.txtpb s1.p4
+# Every value below is quoted for sh: the script runs nothing but these commands.
+SWITCH=s1
+PROGRAM=s1.p4
+BMV2_JSON=s1.json
+P4C_P4INFO=p4info.p4c.txtpb
+GRPC_ADDRESS=127.0.0.1:9559
+
+if [ ! -f "$BMV2_JSON" ] || [ "$PROGRAM" -nt "$BMV2_JSON" ]; then
+    "$P4C" --arch v1model --std p4-16 -o "$BMV2_JSON" \
+        --p4runtime-files "$P4C_P4INFO" "$PROGRAM"
 fi
 
 case "$BMV2" in
     *grpc*)
-        TARGET_ARGS="--grpc-server-addr 127.0.0.1:9559"
+        TARGET_ARGS="--grpc-server-addr $GRPC_ADDRESS"
         if "$BMV2" -- --help 2>&1 | grep -q -e '--priority-queues'; then
             TARGET_ARGS="$TARGET_ARGS --priority-queues 2"
         else
-            echo "s1: this $BMV2 has no --priority-queues option and would drop" \
+            echo "$SWITCH: this $BMV2 has no --priority-queues option and would drop" \
                 "every L4S packet (priority 1); run simple_switch or a newer BMv2" >&2
             exit 1
         fi ;;
@@ -57,12 +64,12 @@ esac
 
 # shellcheck disable=SC2086
 "$BMV2" --device-id 1 --thrift-port 9090 \
-    -i 0@"${IFACE_0:-s1-eth0}" \
-    -i 1@"${IFACE_1:-s1-eth1}" \
-    -i 2@"${IFACE_2:-s1-eth2}" \
-    -i 3@"${IFACE_3:-s1-eth3}" \
-    -i 4@"${IFACE_4:-s1-eth4}" \
-    ${BMV2_ARGS:-} s1.json -- $TARGET_ARGS &
+    -i 0@"${IFACE_0:-$SWITCH-eth0}" \
+    -i 1@"${IFACE_1:-$SWITCH-eth1}" \
+    -i 2@"${IFACE_2:-$SWITCH-eth2}" \
+    -i 3@"${IFACE_3:-$SWITCH-eth3}" \
+    -i 4@"${IFACE_4:-$SWITCH-eth4}" \
+    ${BMV2_ARGS:-} "$BMV2_JSON" -- $TARGET_ARGS &
 SWITCH_PID=$!
 trap 'kill "$SWITCH_PID" 2>/dev/null || true' INT TERM
 
@@ -70,7 +77,7 @@ tries=0
 until echo | "$BMV2_CLI" --thrift-port 9090 >/dev/null 2>&1; do
     tries=$((tries + 1))
     if [ "$tries" -ge 100 ] || ! kill -0 "$SWITCH_PID" 2>/dev/null; then
-        echo "s1: BMv2 did not come up on thrift port 9090" >&2
+        echo "$SWITCH: BMv2 did not come up on thrift port 9090" >&2
         kill "$SWITCH_PID" 2>/dev/null || true
         exit 1
     fi

@@ -18,7 +18,7 @@ set -eu
 TC=${TC:-tc}
 
 usage() {
-	echo "usage: $0 NAME DEV  (NAME: web_ll-2-dualq)" >&2
+	echo "usage: $0 NAME DEV  (NAME: "web_ll-2-dualq")" >&2
 	exit 2
 }
 [ "$#" -eq 2 ] || usage
