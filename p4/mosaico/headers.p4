@@ -16,8 +16,6 @@ typedef bit<32> ipv4_addr_t;
 const bit<16> ETHERTYPE_IPV4 = 16w0x0800;
 const bit<8> IP_PROTO_TCP = 8w6;
 const bit<8> IP_PROTO_UDP = 8w17;
-const bit<8> TCP_FLAG_SYN = 8w0x02;
-const bit<8> TCP_FLAG_ACK = 8w0x10;
 
 header ethernet_t {
     mac_addr_t dst;
