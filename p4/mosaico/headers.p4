@@ -78,6 +78,7 @@ struct mosaico_meta_t {
     bit<8> segment;       // which visit of the service's route this switch is serving
     bit<1> drop;          // a filter decided to drop; later steps are skipped
     bit<1> forwarded;     // a Forward step chose the egress port
+    bit<1> reply;         // a reply to a service's source: no function runs on it
     bit<9> next_port;     // where the segment sends the packet unless a Forward step decides
     bit<8> aqm;           // the DualQ unit that manages the egress queue: 0 = none
     bit<1> l4s;           // ECT(1) or CE at ingress: the packet waits in the L queue
