@@ -118,7 +118,7 @@ def flagship_build(tmp_path_factory) -> Path:
 @pytest.fixture
 def s1(flagship_build):
     """BMv2 running the flagship's s1 (fresh state), one namespace per endpoint."""
-    sw, proc = start_switch(flagship_build, "s1", HOSTS, idle_ports=(4,))
+    sw, proc = start_switch(flagship_build, HOSTS, idle_ports=(4,))
     try:
         yield sw
     finally:
