@@ -58,6 +58,7 @@ CODES: dict[str, str] = {
     "E0606": "no path from source to destination",
     "E0607": "invalid match predicate",
     "E0608": "service destination unknown",
+    "E0609": "invalid reply mode",
     # E07 — topology
     "E0701": "unknown attribute",
     "E0702": "missing attribute",
@@ -140,4 +141,5 @@ CODES: dict[str, str] = {
     "W0801": "placement not proven optimal",
     "W1101": "simulated traffic matches no service",
     "W1102": "function without a simulation model",
+    "W1103": "simulated TCP traffic on a service that drops its replies",
 }

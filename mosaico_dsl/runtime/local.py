@@ -214,9 +214,14 @@ class LocalTarget:
             state = "running" if names[ns.name] in live else "missing"
             per: dict[str, Metrics] = {}
             totals: dict[str, int] = {}
+            own = Metrics()  # a switch stand-in's packets no service matched: its drops
             for ref in ns.counters:
                 packets, _ = counters.get((ns.name, ref.name), (None, None))
                 if packets is None:
+                    continue
+                if not ref.instance:
+                    if ref.meaning == "unclassified":
+                        own = Metrics(packets=packets, drops=packets)
                     continue
                 svc = ref.instance.split("/")[0]
                 totals[ref.instance] = totals.get(ref.instance, 0) + packets
@@ -231,7 +236,7 @@ class LocalTarget:
                 svc = t.instance.split("/")[0]
                 per[svc] = per.get(svc, Metrics()) + qstats.get((ns.name, t.device), Metrics())
             node = f"{ns.node}:{ns.name}" if ns.role == "vnf" else ns.node
-            total = Metrics()
+            total = own
             for m in per.values():
                 total = total + m
             rows.append(StatusRow("*", node, TARGET, state, total, failure))

@@ -36,7 +36,8 @@ from mosaico_dsl.runtime.schema import Schema, load_p4info
 from mosaico_dsl.runtime.snapshot import take
 
 C = grpc.StatusCode
-BOTH = ["reference", pytest.param("bmv2", marks=[pytest.mark.bmv2, pytest.mark.p4c])]
+BOTH = ["reference", pytest.param(
+    "bmv2", marks=[pytest.mark.bmv2("simple_switch_grpc"), pytest.mark.p4c])]
 
 
 @pytest.fixture(scope="module")
