@@ -333,11 +333,17 @@ class LocalTarget:
                 continue
             state = "running" if real in live else "missing"
             per: dict[str, Metrics] = {}  # instance → its counters and queue
+            own = Metrics()  # a switch stand-in's packets no service matched: its drops
             for ref in ns.counters:
                 packets, _ = counters.get((ns.name, ref.name), (None, None))
-                if packets is not None:
-                    per[ref.instance] = per.get(ref.instance, Metrics()) + Metrics(
-                        packets, packets if ref.meaning == "dropped" else None)
+                if packets is None:
+                    continue
+                if not ref.instance:
+                    if ref.meaning == "unclassified":
+                        own = Metrics(packets=packets, drops=packets)
+                    continue
+                per[ref.instance] = per.get(ref.instance, Metrics()) + Metrics(
+                    packets, packets if ref.meaning == "dropped" else None)
             for t in ns.tc:
                 q = qstats.get((ns.name, t.device), Metrics())
                 per[t.instance] = per.get(t.instance, Metrics()) + Metrics(
@@ -351,7 +357,7 @@ class LocalTarget:
                                         s.ce_marks, s.queue_delay_ns) + Metrics(
                     None, m.drops, m.ce_marks, m.queue_delay_ns)
             node = f"{ns.node}:{ns.name}" if ns.role == "vnf" else ns.node
-            total = Metrics()
+            total = own
             for m in services.values():
                 total = total + m
             plane = "data plane: linux stand-in (nftables, tc)" if ns.role == "switch" else ""
