@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from local_support import reaches
 from runtime_helpers import DATA
 
 from mosaico_dsl.cli import cli
@@ -119,35 +120,6 @@ s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 for i in range(count):
     s.sendto(bytes(IP(src=src, dst=dst) / TCP(sport=30000 + i, dport=80, flags="S")), (dst, 0))
 """
-
-SERVE = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print("ready", flush=True)
-s.settimeout(20)
-c, _ = s.accept(); c.sendall(b"hello"); c.close()
-"""
-CONNECT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-print(c.recv(5).decode())
-"""
-
-
-def reaches(prefix: str, source: str, port: int) -> bool:
-    """A TCP exchange from ``source`` to the server on ``port``."""
-    server = subprocess.Popen(["ip", "netns", "exec", f"{prefix}server", sys.executable, "-c",
-                               SERVE, SERVER, str(port)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        got = subprocess.run(["ip", "netns", "exec", prefix + source, sys.executable, "-c",
-                              CONNECT, SERVER, str(port)], capture_output=True, text=True,
-                             timeout=20)
-        return got.stdout.strip() == "hello"
-    finally:
-        server.kill()
-        server.wait(10)
-
 
 def attack(prefix: str, count: int) -> None:
     """``count`` SYNs from the attacker to the server's port 80 (nothing listens there)."""
