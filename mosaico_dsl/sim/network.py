@@ -14,7 +14,10 @@ placement gives its service and source, visit by visit (VNF detours included):
 * at the destination the flow's receiver takes it.
 
 Packets that no service matches are dropped at the first switch (a classifier miss). ACKs
-return along the shortest path with its propagation and serialisation delays, unqueued.
+are the service's *replies* (``reply forward``): they return along the reply path — the
+route reversed, detours cut (``Route.reply_nodes``) — with its propagation and
+serialisation delays, unqueued and through no function. A service with ``reply drop``
+returns none, so a TCP flow there never completes its handshake (:class:`UnansweredConnect`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from typing import Any
 from ..aqm.dualq import DualQConstants
 from ..diagnostics import CompileError, Diagnostic, error, warning
 from ..ir import _ir as I
-from ..ir.graph import shortest_path
 from ..ir.predicate import evaluate, fields_of, to_dnf
 from ..ir.values import ValueRange, ValueSet
 from ..place import Placement
@@ -39,7 +41,7 @@ from .filters import Classifier, Filter, PassThrough, build_filter, packet_field
 from .packet import ACK_SIZE, ECT1, IP_TCP_HEADER, IP_UDP_HEADER, SYN_SIZE, Packet
 from .ports import DualQPort, FifoPort, Port
 from .sources import DatagramSink, OpenLoopSource
-from .tcp import TcpReceiver, TcpSender
+from .tcp import TcpReceiver, TcpSender, UnansweredConnect
 from .traffic import FlowSpec
 
 __all__ = ["Network", "Flow", "NodeStage", "DropLog", "build", "BMV2_QUEUE_DEPTH",
@@ -409,15 +411,21 @@ def _bind(b: _Builder, spec: FlowSpec, pool, endpoint, rr, fid: int, errors: lis
         classifier = Classifier(route.visits[1].node, svc.match, svc.name)
     # --- path and endpoints
     flow.path = b.path(flow, topo, route.visits, classifier)
-    back = shortest_path(topo, svc.destination, src_name) or \
-        tuple(reversed([v.node for v in route.visits]))
     ack_delay = 0
-    for x, y in itertools.pairwise(back):
+    for x, y in itertools.pairwise(route.reply_nodes):
         lk = _link(topo, x, y)
         ack_delay += lk.delay.ns + (ACK_SIZE * 8 * _NS + lk.bandwidth.bps - 1) // lk.bandwidth.bps
     size = _default_size(spec)
     e = b.engine
-    if spec.is_tcp:
+    if spec.is_tcp and not svc.replies:
+        b.diags.append(warning(
+            "W1103", f"{name} ({spec.kind} from {src_name}) is TCP, but service {svc.name} "
+            "drops its replies (`reply drop`): the handshake never completes, only SYNs are "
+            "sent", spec.span, f"remove `reply drop` from service {svc.name}, or simulate "
+            "open-loop traffic (cbr, onoff) on it"))
+        flow.sender = UnansweredConnect(e, flow, ecn=ecn, stop=stop)
+        flow.receiver = DatagramSink(b.bin_ns, SYN_SIZE, b.duration)
+    elif spec.is_tcp:
         limit = None
         if spec.transfer is not None:
             payload = size - IP_TCP_HEADER
