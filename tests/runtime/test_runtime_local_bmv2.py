@@ -146,8 +146,10 @@ def test_redeploys_restart_only_a_changed_switch(builds, prefix, tmp_path):
     rows = status(state)
     s1 = {r["service"]: r for r in rows if r["node"] == "s1"}
     assert s1["*"]["state"] == "running" and f"pid {second[0]}" in s1["*"]["detail"]
-    # read from the restarted switch: exactly what the client sent since
-    assert s1["web"]["packets"] == s1["*"]["packets"] == sent(prefix + "client") > 0
+    # read from the restarted switch: exactly what the client sent since (the switch's own
+    # count adds the server's replies)
+    assert s1["web"]["packets"] == sent(prefix + "client") > 0
+    assert s1["*"]["packets"] > s1["web"]["packets"]
 
     gone = mosaico("destroy", "--state", str(state))
     assert gone.exit_code == 0, gone.output
