@@ -43,8 +43,13 @@ def leftovers(prefix: str) -> list[str]:
 
 
 def clean(prefix: str) -> None:
-    for ns in namespaces(prefix):
+    """Remove whatever a failed test left: switches (also those whose namespace is gone,
+    found by their run directory), their run directories, namespaces."""
+    root = localswitch.run_dir("x").parent
+    runs = {p.name for p in root.glob(f"{prefix}*")} if root.is_dir() else set()
+    for ns in namespaces(prefix) | runs:
         localswitch.stop(ns)
+    for ns in namespaces(prefix):
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -172,6 +173,15 @@ def test_a_stopped_switch_is_drift_and_is_restarted(builds, prefix, tmp_path):
     assert next(r for r in rows if r["node"] == "s1")["state"] == "stopped"
     fixed = mosaico("deploy", str(builds["a"]), *args)
     assert fixed.exit_code == 0, fixed.output
+    assert len(switches(prefix)) == 1 and reaches(prefix, "client", 80)
+
+    # The switch's namespace deleted by hand: BMv2 keeps it alive, unnamed. The next deploy
+    # rebuilds the namespace and starts a new switch in it; the orphan does not survive.
+    subprocess.run(["ip", "netns", "del", f"{prefix}s1"], check=True)
+    assert len(switches(prefix)) == 1
+    rebuilt = mosaico("deploy", str(builds["a"]), *args)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f"- namespace {prefix}s1" in rebuilt.output  # drift: deleted out of band
     assert len(switches(prefix)) == 1 and reaches(prefix, "client", 80)
     assert mosaico("destroy", "--state", str(state)).exit_code == 0
 
