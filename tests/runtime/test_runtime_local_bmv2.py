@@ -12,6 +12,7 @@ namespace, no simple_switch process, no run directory.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -38,6 +39,7 @@ from runtime_helpers import DATA, ROOT
 
 from mosaico_dsl.backends.vnf import localswitch
 from mosaico_dsl.compiler import compile as compile_program
+from mosaico_dsl.runtime.schema import load_p4info
 from mosaico_dsl.runtime.state import StateStore
 
 SERVER = "10.0.2.1"
@@ -283,3 +285,37 @@ def test_status_reads_marks_drops_and_queue_delay_from_bmv2(prefix, tmp_path):
         # the latest DualQ delay sample: the tail of a queue of dozens of packets at 1 ms
         assert after["web_ll/2"]["queue_delay_ns"] > 20_000_000, kind
     assert mosaico("destroy", "--state", str(state)).exit_code == 0
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.mosaico")),
+                         ids=lambda p: p.stem)
+def test_entries_txt_loads_all_of_entries_json(example, tmp_path):
+    """BMv2 in the local target loads entries.txt, and status maps its table_adds to
+    entries.json's table entries by position: the two must hold the same state in the same
+    order — every table entry, every meter, every clone session — plus the queues."""
+    build = compile_program(example).write(tmp_path / "b")
+    for sw in build.glob("*/entries.json"):
+        updates = json.loads(sw.read_text())
+        program = localswitch.load_program(sw.parent, device_id=1, thrift_port=9090,
+                                           priority_queues=2)
+        cli = program.cli_commands()
+        adds = [c.split()[1] for c in cli if c.startswith("table_add ")]
+        tables = [u["entity"]["tableEntry"]["tableId"] for u in updates
+                  if "tableEntry" in u["entity"]]
+        info = load_p4info(sw.parent / "p4info.txtpb").p4info
+        names = {x.preamble.id: x.preamble.name for x in (*info.tables, *info.meters)}
+        assert adds == [names[t] for t in tables]
+        meters = {names[u["entity"]["meterEntry"]["meterId"]] for u in updates
+                  if "meterEntry" in u["entity"]}
+        assert meters == {c.split()[1] for c in cli if c.startswith("meter_array_set_rates ")}
+        sessions = {u["entity"]["packetReplicationEngineEntry"]["cloneSessionEntry"]
+                    ["sessionId"] for u in updates
+                    if "packetReplicationEngineEntry" in u["entity"]}
+        assert sessions == {int(c.split()[1]) for c in cli if c.startswith("mirroring_add ")}
+        ir = json.loads((build / "ir.json").read_text())
+        ports = {lk[end]["port"] for t in ir["topologies"] for lk in t["links"]
+                 for end in ("a", "b") if lk[end]["node"] == sw.parent.name}
+        assert {int(c.split()[2]) for c in cli if c.startswith("set_queue_rate ")} == ports
+        assert not [c for c in cli if c.split()[0] not in (
+            "table_add", "meter_array_set_rates", "mirroring_add", "set_queue_rate",
+            "set_queue_depth")]

@@ -118,7 +118,9 @@ def _sysctl(ns: str, key: str, value: str) -> None:
 class _Netns:
     name: str  # the real namespace name
     label: str  # "switch s1"
-    forwarding: bool
+    # Set when the namespace is created; a kept namespace's forwarding changes with its
+    # addressing (a switch going from the stand-in to BMv2 stops forwarding).
+    forwarding: bool = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
