@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -24,7 +23,6 @@ import pytest
 from local_support import (
     arrived,
     burst,
-    clean,
     count_arrived,
     count_sent,
     leftovers,
@@ -43,14 +41,6 @@ from mosaico_dsl.runtime.schema import load_p4info
 from mosaico_dsl.runtime.state import StateStore
 
 SERVER = "10.0.2.1"
-
-
-@pytest.fixture
-def prefix():
-    p = f"rb{secrets.token_hex(3)}-"
-    yield p
-    clean(p)
-    assert not leftovers(p), "left behind"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -53,15 +52,6 @@ def sh(*cmd: str, stdin: str | None = None) -> str:
 
 def mosaico(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def prefix():
-    p = f"ri{secrets.token_hex(3)}-"
-    yield p
-    for ns in namespaces(p):
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-    assert not namespaces(p), "namespaces left behind"
 
 
 @pytest.fixture(scope="module")
