@@ -400,8 +400,11 @@ def _bmv2_rows(node: str, namespace: str, sw: _Bmv2, live: set[str]) -> list[Sta
         return [StatusRow("*", node, TARGET, state, Metrics(), detail + why)]
     metrics = SwitchMetrics.from_json(sw.metrics)
     scopes = metric_scopes(metrics, instances=True)
-    handles = dict(zip(sw.entries, sw.handles, strict=True)) \
-        if len(sw.entries) == len(sw.handles) else {}
+    if len(sw.entries) == len(sw.handles):
+        handles = dict(zip(sw.entries, sw.handles, strict=True))
+    else:  # cannot happen for a switch mosaico started; say so rather than guess
+        handles = {}
+        detail += "; entry handles unknown: per-entry counters not read"
     sources, cells = [], []
     for src in dict.fromkeys(x for sc in scopes.values() for x in sc.sources):
         if src.object == "direct_counter":
