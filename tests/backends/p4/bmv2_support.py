@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +84,7 @@ class Bmv2Switch:
     prefix: str
     directory: Path
     hosts: dict[str, Host]
+    scratch: Path  # files of this run outside the namespaces (BMv2's notification socket)
 
     @property
     def switch_ns(self) -> str:
@@ -117,20 +119,54 @@ def _no_ipv6(ns: str) -> None:
        "net.ipv6.conf.default.disable_ipv6=1")
 
 
-def start_switch(directory: Path, name: str, hosts: dict[str, Host], idle_ports: tuple[int, ...],
+def start_switch(directory: Path, hosts: dict[str, Host], idle_ports: tuple[int, ...],
                  ) -> tuple[Bmv2Switch, subprocess.Popen]:
     """Run ``directory``'s ``run-bmv2.sh`` (p4c already done) in a namespace, each host in
     one of its own, wired to the ports the topology gives them; returns once the script has
-    loaded the entries. The caller stops it with :func:`stop_switch`."""
-    sw = Bmv2Switch(f"p4t{secrets.token_hex(3)}-", directory, hosts)
+    loaded the entries. The caller stops it with :func:`stop_switch`; a failed start stops
+    it here, leaving nothing behind."""
+    sw = Bmv2Switch(f"p4t{secrets.token_hex(3)}-", directory, hosts,
+                    Path(tempfile.mkdtemp(prefix="p4t-")))
+    proc = None
+    try:
+        env = _wire(sw, idle_ports)
+        proc = subprocess.Popen(["ip", "netns", "exec", sw.switch_ns, "sh",
+                                 str(directory / "run-bmv2.sh")], cwd=directory, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        # The script loads entries.txt once the switch answers: it is up when the
+        # classifier holds every entry the file lists (the queue rates follow at once).
+        wanted = sum(1 for line in (directory / "entries.txt").read_text().splitlines()
+                     if line.startswith("table_add MosaicoIngress.classifier "))
+        last = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            out = sw.cli("table_num_entries MosaicoIngress.classifier", check=False)
+            m = re.search(r"RuntimeCmd:\s*(\d+)\s*$", out, re.M)
+            last = int(m.group(1)) if m else 0
+            if last >= wanted:
+                time.sleep(0.5)
+                return sw, proc
+            time.sleep(0.3)
+        output = ""
+        if proc.poll() is not None and proc.stdout is not None:
+            output = proc.stdout.read().decode(errors="replace")
+        pytest.fail(f"BMv2 did not start ({last}/{wanted} classifier entries): {output}")
+    except BaseException:
+        stop_switch(sw, proc)
+        raise
+
+
+def _wire(sw: Bmv2Switch, idle_ports: tuple[int, ...]) -> dict[str, str]:
+    """Namespaces, veths and addresses; the environment ``run-bmv2.sh`` needs."""
     # BMv2's notification socket is a file (default /tmp/bmv2-<device>-notifications.ipc):
     # a namespace does not separate it, so each run names its own.
-    ipc = Path(tempfile.mkdtemp(prefix=sw.prefix)) / "notifications.ipc"
-    env = dict(os.environ, BMV2="simple_switch", BMV2_ARGS=f"--notifications-addr ipc://{ipc}")
+    env = dict(os.environ, BMV2="simple_switch",
+               BMV2_ARGS=f"--notifications-addr ipc://{sw.scratch}/notifications.ipc")
     sh("ip", "netns", "add", sw.switch_ns)
     _no_ipv6(sw.switch_ns)
     sh("ip", "netns", "exec", sw.switch_ns, "ip", "link", "set", "lo", "up")
-    for host, h in hosts.items():
+    for host, h in sw.hosts.items():
         ns = sw.namespace(host)
         sh("ip", "netns", "add", ns)
         _no_ipv6(ns)
@@ -140,7 +176,7 @@ def start_switch(directory: Path, name: str, hosts: dict[str, Host], idle_ports:
                     ("addr", "add", f"{h.ip}/8", "dev", "eth0"),
                     ("link", "set", "eth0", "up"), ("link", "set", "lo", "up")):
             sh("ip", "netns", "exec", ns, "ip", *cmd)
-        for other in hosts.values():  # static neighbours: everything via the switch
+        for other in sw.hosts.values():  # static neighbours: everything via the switch
             if other.ip != h.ip:
                 sh("ip", "netns", "exec", ns, "ip", "neigh", "replace", other.ip, "lladdr",
                    SWITCH_MAC, "dev", "eth0")
@@ -153,32 +189,7 @@ def start_switch(directory: Path, name: str, hosts: dict[str, Host], idle_ports:
            "peer", "name", f"x{port}")
         sh("ip", "netns", "exec", sw.switch_ns, "ip", "link", "set", f"p{port}", "up")
         env[f"IFACE_{port}"] = f"p{port}"
-    proc = subprocess.Popen(["ip", "netns", "exec", sw.switch_ns, "sh",
-                             str(directory / "run-bmv2.sh")], cwd=directory, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    last = 0
-    # The script loads entries.txt right after the switch answers; the last line of it is
-    # loaded when the classifier holds every entry the file lists.
-    wanted = sum(1 for line in (directory / "entries.txt").read_text().splitlines()
-                 if line.startswith("table_add MosaicoIngress.classifier "))
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        out = sw.cli("table_num_entries MosaicoIngress.classifier", check=False)
-        m = re.search(r"RuntimeCmd:\s*(\d+)\s*$", out, re.M)
-        last = int(m.group(1)) if m else 0
-        if last >= wanted:
-            time.sleep(0.5)  # the queue rates follow the entries in the same CLI session
-            return sw, proc
-        time.sleep(0.3)
-    output = ""
-    if proc.poll() is None:
-        stop_switch(sw, proc)
-    elif proc.stdout is not None:
-        output = proc.stdout.read().decode(errors="replace")
-    pytest.fail(f"BMv2 did not start ({last}/{wanted} classifier entries): {output}")
+    return env
 
 
 def stop_switch(sw: Bmv2Switch, proc: subprocess.Popen | None) -> None:
@@ -191,6 +202,7 @@ def stop_switch(sw: Bmv2Switch, proc: subprocess.Popen | None) -> None:
             proc.wait(timeout=10)
     for ns in (sw.switch_ns, *(sw.namespace(h) for h in sw.hosts)):
         sh("ip", "netns", "del", ns, check=False)
+    shutil.rmtree(sw.scratch, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------ traffic
