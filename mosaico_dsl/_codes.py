@@ -120,6 +120,7 @@ CODES: dict[str, str] = {
     # E13 — output files
     "E1301": "output path holds files mosaico did not write",
     "E1302": "cannot write the output",
+    "E1223": "BMv2 data plane unavailable",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",

@@ -29,6 +29,7 @@ class SwitchArtifacts:
     device_id: int
     directory: Path
     thrift_port: int | None = None  # BMv2's Thrift runtime API (registers P4Runtime lacks)
+    priority_queues: int = 1
 
     @property
     def p4info(self) -> Path:
@@ -151,7 +152,8 @@ def load_build(path: Path | str, addresses: Mapping[str, str] | None = None) -> 
                 switches.append(SwitchArtifacts(sw["name"],
                                                 addresses.get(sw["name"], sw.get("p4runtime")),
                                                 int(sw.get("device_id", 1)), d,
-                                                int(thrift) if thrift else None))
+                                                int(thrift) if thrift else None,
+                                                int(sw.get("priority_queues") or 1)))
         for h in topo.get("hosts", []):
             d = root / h["name"]
             if d.is_dir():

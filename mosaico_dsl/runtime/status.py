@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .schema import Schema
 
 __all__ = ["Metrics", "StatusRow", "render_status", "read_switch_metrics", "missing_sources",
-           "METRICS", "P4RUNTIME"]
+           "METRICS", "P4RUNTIME", "metric_scopes", "source_key", "entry_key", "aggregate"]
 
 METRICS = ("packets", "drops", "ce_marks", "queue_delay")
 P4RUNTIME = "p4runtime"
@@ -118,7 +118,7 @@ def render_status(rows: Sequence[StatusRow]) -> str:
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 
 
-def _entry_key(table_id: int, entry: p4r.TableEntry | Mapping) -> str:
+def entry_key(table_id: int, entry: p4r.TableEntry | Mapping) -> str:
     te = p4r.TableEntry()
     if isinstance(entry, p4r.TableEntry):
         te.CopyFrom(entry)
@@ -129,10 +129,27 @@ def _entry_key(table_id: int, entry: p4r.TableEntry | Mapping) -> str:
     return identity(canonical(p4r.Entity(table_entry=te)))
 
 
-def _key(src: Source) -> tuple:
+def source_key(src: Source) -> tuple:
+    """What identifies the value of ``src`` on the switch, whoever reads it."""
     if src.object == "direct_counter":
-        return (src.object, src.table_id, _entry_key(src.table_id, json.loads(src.entry)))
+        return (src.object, src.table_id, entry_key(src.table_id, json.loads(src.entry)))
     return (src.object, src.id, src.index)
+
+
+def metric_scopes(metrics: SwitchMetrics, instances: bool = False) -> dict[str, Scope]:
+    """``"*"`` → the switch's scope, service name → its own and, with ``instances``, each
+    function instance id (``web_ll/0``) → its own."""
+    out: dict[str, Scope] = {"*": metrics.node, **{s.service: s.scope
+                                                   for s in metrics.services}}
+    if instances:
+        out.update({i.instance: i.scope for s in metrics.services for i in s.instances})
+    return out
+
+
+def aggregate(scopes: Mapping[str, Scope], values: Mapping[tuple, int]) -> dict[str, Metrics]:
+    """Each scope's metrics from the values read, keyed by :func:`source_key`."""
+    keys = {src: source_key(src) for sc in scopes.values() for src in sc.sources}
+    return {name: _aggregate(scope, keys, values) for name, scope in scopes.items()}
 
 
 def missing_sources(metrics: SwitchMetrics, schema: Schema) -> list[str]:
@@ -169,12 +186,10 @@ async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics,
     P4Runtime leaves only the figures built on it unavailable (with the switch's reason),
     unless ``registers`` can read registers another way (BMv2's Thrift API), in which case
     those figures say they came from ``registers_source``."""
-    scopes: dict[str, Scope] = {"*": metrics.node, **{s.service: s.scope
-                                                      for s in metrics.services}}
-    keys = {src: _key(src) for sc in scopes.values() for src in sc.sources}
+    scopes = metric_scopes(metrics)
     queries: dict[tuple, p4r.Entity] = {}
     names: dict[int, str] = {}
-    for src in keys:
+    for src in {src for sc in scopes.values() for src in sc.sources}:
         if src.object == "counter":
             queries[("c", src.id)] = p4r.Entity(counter_entry=p4r.CounterEntry(
                 counter_id=src.id))
@@ -200,7 +215,7 @@ async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics,
         elif which == "direct_counter_entry":
             d = e.direct_counter_entry
             values[("direct_counter", d.table_entry.table_id,
-                    _entry_key(d.table_entry.table_id, d.table_entry))] = d.data.packet_count
+                    entry_key(d.table_entry.table_id, d.table_entry))] = d.data.packet_count
     origin = {kind: P4RUNTIME for kind in _KIND.values()}
     unavailable = {k: f"{k}: {v.code.name}: {v.message}" for k, v in failed.items()}
     if "registers" in unavailable and registers is not None:
@@ -215,10 +230,9 @@ async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics,
                     values[("register", by_name[name], index)] = v
             del unavailable["registers"]
             origin["registers"] = registers_source
-    out: dict[str, Metrics] = {}
+    out = aggregate(scopes, values)
     sources: dict[str, dict[str, str]] = {}
     for name, scope in scopes.items():
-        out[name] = _aggregate(scope, keys, values)
         sources[name] = {}
         for metric in METRICS:
             kinds = sorted({_KIND[s.object] for s in getattr(scope, metric)})

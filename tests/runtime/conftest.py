@@ -9,6 +9,7 @@ protobuf < 3.21), which ``.ci/run`` creates at /opt/p4rt-shell.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from local_support import clean, leftovers
 from runtime_helpers import DATA, P4RT_SHELL_PYTHON, ROOT, free_port
 
 from mosaico_dsl.runtime.schema import Schema, load_p4info
@@ -133,6 +135,16 @@ def served_switch() -> Iterator[callable]:
 
 
 # --------------------------------------------------------------------------- builds
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A namespace prefix of its own for a local target test; whatever the test leaves —
+    namespaces, BMv2 switches, their run directories — is removed, and a leftover fails."""
+    p = f"rt{secrets.token_hex(3)}-"
+    yield p
+    clean(p)
+    assert not leftovers(p), "left behind"
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
+from local_support import mosaico, namespaces, reaches
 from runtime_helpers import TWO_SWITCHES
 
-from mosaico_dsl.cli import cli
 from mosaico_dsl.compiler import compile as compile_program
 from mosaico_dsl.runtime.p4runtime import Endpoint, connect
 from mosaico_dsl.runtime.state import StateStore
@@ -24,36 +22,10 @@ from mosaico_dsl.runtime.state import StateStore
 pytestmark = pytest.mark.root
 
 
-def namespaces(prefix: str) -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.startswith(prefix)}
-
-
-@pytest.fixture
-def prefix():
-    p = f"rt{secrets.token_hex(3)}-"
-    yield p
-    for ns in namespaces(p):
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-    assert not namespaces(p), "namespaces left behind"
-
-
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     return compile_program(TWO_SWITCHES).write(tmp_path_factory.mktemp("local") / "build")
 
-
-SERVER = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print("ready", flush=True)
-c, _ = s.accept(); c.sendall(b"hello"); c.close()
-"""
-CLIENT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-print(c.recv(5).decode())
-"""
 
 UDP_PROBE = """
 import socket, sys
@@ -63,34 +35,21 @@ for _ in range(3):
 """
 
 
-def tcp_reaches(prefix: str, ip: str, port: int) -> bool:
-    server = subprocess.Popen(["ip", "netns", "exec", f"{prefix}server", sys.executable, "-c",
-                               SERVER, ip, str(port)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        got = subprocess.run(["ip", "netns", "exec", f"{prefix}client", sys.executable, "-c",
-                              CLIENT, ip, str(port)], capture_output=True, text=True,
-                             timeout=20)
-        return got.stdout.strip() == "hello"
-    finally:
-        server.kill()
-        server.wait(10)
-
-
-def mosaico(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def test_deploy_status_destroy(compiled, prefix, state_path):
-    args = ["--target", "local", "--local-prefix", prefix, "--state", str(state_path)]
+@pytest.mark.parametrize("plane", [pytest.param("bmv2", marks=[pytest.mark.bmv2,
+                                                                 pytest.mark.p4c]),
+                                   "linux"])
+def test_deploy_status_destroy(compiled, prefix, state_path, plane):
+    args = ["--target", "local", "--local-prefix", prefix, "--state", str(state_path),
+            "--data-plane", plane]
     r = mosaico("deploy", str(compiled), *args)
     assert r.exit_code == 0, r.output
     assert f"+ namespace {prefix}s1 (switch s1)" in r.output
+    assert f"note: switch s1: data plane {plane}" in r.output
     plan = json.loads((compiled / "local.json").read_text())
     assert namespaces(prefix) == {prefix + ns["name"] for ns in plan["namespaces"]}
     # The topology is really wired: the client reaches the server across s1 and s2 (and
     # the server's replies come back: `web` forwards them).
-    assert tcp_reaches(prefix, "10.0.2.1", 443)
+    assert reaches(prefix, "client", 443)
     # What no service matches is dropped at the first switch and counted there.
     subprocess.run(["ip", "netns", "exec", f"{prefix}client", sys.executable, "-c",
                     UDP_PROBE, "10.0.2.1", "9"], check=True, timeout=20)
@@ -101,6 +60,7 @@ def test_deploy_status_destroy(compiled, prefix, state_path):
     rows = json.loads(mosaico("status", *args, "--format", "json").output)
     s1 = [r for r in rows if r["node"] == "s1"]
     assert s1 and all(r["state"] == "running" for r in s1)
+    assert s1[0]["detail"].startswith(f"data plane: {plane}")
     assert any(r["service"] == "web" for r in s1)
     assert all(isinstance(r["packets"], int) for r in s1 if r["service"] == "web")
     s1_total = next(r for r in s1 if r["service"] == "*")

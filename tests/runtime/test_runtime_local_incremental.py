@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from local_support import reaches
 from runtime_helpers import DATA
 
 from mosaico_dsl.cli import cli
@@ -54,15 +54,6 @@ def mosaico(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-@pytest.fixture
-def prefix():
-    p = f"ri{secrets.token_hex(3)}-"
-    yield p
-    for ns in namespaces(p):
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-    assert not namespaces(p), "namespaces left behind"
-
-
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
@@ -70,7 +61,10 @@ def builds(tmp_path_factory):
 
 
 def args_for(prefix: str, state_path: Path) -> list[str]:
-    return ["--target", "local", "--local-prefix", prefix, "--state", str(state_path)]
+    # The Linux stand-in: these tests read its rulesets and qdiscs (BMv2's own incremental
+    # redeploys are in test_runtime_local_bmv2.py).
+    return ["--target", "local", "--local-prefix", prefix, "--state", str(state_path),
+            "--data-plane", "linux"]
 
 
 _MARK = "/proc/sys/net/ipv4/tcp_fin_timeout"  # per namespace; 60 in a new one
@@ -123,34 +117,6 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(3):
     s.sendto(b"probe", (sys.argv[1], int(sys.argv[2])))
 """
-
-SERVE = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print("ready", flush=True)
-s.settimeout(20)
-c, _ = s.accept(); c.sendall(b"hello"); c.close()
-"""
-CONNECT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-print(c.recv(5).decode())
-"""
-
-
-def reaches(prefix: str, source: str, port: int) -> bool:
-    """A TCP exchange from ``source`` to the server on ``port``."""
-    server = subprocess.Popen(["ip", "netns", "exec", f"{prefix}server", sys.executable, "-c",
-                               SERVE, SERVER, str(port)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        got = subprocess.run(["ip", "netns", "exec", prefix + source, sys.executable, "-c",
-                              CONNECT, SERVER, str(port)], capture_output=True, text=True,
-                             timeout=20)
-        return got.stdout.strip() == "hello"
-    finally:
-        server.kill()
-        server.wait(10)
 
 
 def attack(prefix: str, count: int) -> None:

@@ -84,7 +84,7 @@ def run_script(plan: SwitchPlan) -> str:
     sw = plan.switch
     bmv2_json, p4c_p4info = script_outputs(sw.name)
     return environment().get_template("bmv2/run-bmv2.sh.j2").render(
-        plan=plan, version=__version__, links=_links(plan), queues=queue_settings(plan),
+        plan=plan, version=__version__, links=_links(plan),
         program=f"{sw.name}.p4", bmv2_json=bmv2_json, p4c_p4info=p4c_p4info,
         packet_bytes=PACKET_BYTES, grpc_address=sw.p4runtime or "0.0.0.0:9559",
         rate_source="the switch's queue_rate" if sw.queue_rate is not None else "the link's")
