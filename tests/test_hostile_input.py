@@ -189,12 +189,12 @@ def _check_run_bmv2(build: Path, sw: str, address: str, fakes: Path, log: Path) 
         assert all(x["argv"] == ["--thrift-port", "9191"] for x in cli)
         entries = [ln for ln in (d / "entries.txt").read_text().splitlines()
                    if not ln.startswith("#")]
-        fed = cli[-1]["stdin"].splitlines()
-        assert fed[:len(entries)] == entries
+        assert cli[-1]["stdin"].splitlines() == entries  # exactly entries.txt, nothing else
         assert all(re.fullmatch(r"set_queue_(rate|depth) \d+ \d+", ln)
-                   for ln in fed[len(entries):]), fed
+                   for ln in entries if ln.startswith("set_queue_")), entries
         assert {ln.split()[0] for ln in entries if ln.strip()} <= {
-            "table_add", "table_set_default", "meter_array_set_rates", "mirroring_add"}
+            "table_add", "table_set_default", "meter_array_set_rates", "mirroring_add",
+            "set_queue_rate", "set_queue_depth"}
 
 
 def _check_tc(script: Path, fakes: Path, log: Path) -> None:
