@@ -1,0 +1,1 @@
+"""`mosaico experiment`: the program on the local testbed with real packets."""
