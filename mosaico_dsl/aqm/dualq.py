@@ -38,12 +38,14 @@ __all__ = [
     "MAX_PROB", "PROB_ONE", "TIME_BITS", "Verdict", "ShiftAdd", "DualQConstants",
     "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_native", "l4s_probability",
     "coupled_probability", "csd", "dequeue", "is_l4s", "ECN_NOT_ECT", "ECN_ECT1", "ECN_ECT0",
-    "ECN_CE", "GAIN_TERMS", "idle_fold", "fold_steps",
+    "ECN_CE", "GAIN_TERMS", "idle_fold", "fold_steps", "classic_delay", "classic_arrival",
+    "Scheduler", "C_PROTECTION",
 ]
 
 PROB_ONE = 1 << 32
 MAX_PROB = PROB_ONE - 1
 TIME_BITS = 48  # egress_global_timestamp: elapsed times are below 2^48 µs
+MAX_DELAY = (1 << 32) - 1  # delays are bit<32> µs (deq_timedelta)
 GAIN_TERMS = 6  # signed powers of two per constant multiplier (alpha, beta, ramp)
 _US = 1_000_000
 
@@ -170,6 +172,8 @@ class DualQState:
     qdelay_c_seen_us: int = 0  # when that sample was taken
     qdelay_c_prev_us: int = 0  # the sample used by the previous update
     qdelay_l_us: int = 0  # the latest L queue delay sample (monitoring)
+    c_left: int = 0  # Classic packets left behind by the latest Classic departure
+    c_arrival_us: int = 0  # first Classic arrival since that departure (0: none; ingress)
 
 
 def _clamp(x: int) -> int:
@@ -209,18 +213,51 @@ def fold_steps(c: DualQConstants) -> tuple[tuple[int, int, int], ...]:
                  for j in range(c.fold_bits, -1, -1) if c.tupdate_us << j < 1 << TIME_BITS)
 
 
+def classic_delay(s: DualQState, now_us: int) -> int:
+    """curq, the Classic queue's current delay (RFC 9332 A.1 ``cq.time()``), as egress sees it.
+
+    * a Classic packet leaves now: its own sojourn time (it was the head);
+    * Classic packets were left behind by the latest Classic departure: the head has waited
+      at least since that departure, so ``max(latest sojourn, now − that departure)`` — the
+      latest sample while Classic is served, a delay that keeps growing while it is not;
+    * else, a Classic packet arrived since (ingress stamped it into an empty queue): it is
+      the head, and its age is exact;
+    * else the Classic queue is empty: 0.
+
+    Packets leave the Classic queue only through egress, so ``c_left > 0`` means it is still
+    not empty; this is what lets the controller see Classic packets that wait behind a busy
+    L queue, not only those that leave (docs/l4s.md item 8).
+    """
+    waited = now_us - s.qdelay_c_seen_us
+    if s.c_left > 0 or waited == 0:
+        q = waited if waited > s.qdelay_c_us else s.qdelay_c_us
+    elif s.c_arrival_us != 0:
+        q = now_us - s.c_arrival_us
+    else:
+        return 0
+    return q if q < MAX_DELAY else MAX_DELAY  # a bit<32> of µs (71 min): saturate
+
+
+def classic_arrival(s: DualQState, now_us: int) -> DualQState:
+    """Ingress, a Classic packet bound for the port: stamp the first arrival since the
+    latest Classic departure (0 means none, so time 0 is stamped as 1 µs)."""
+    if s.c_arrival_us != 0:
+        return s
+    return replace(s, c_arrival_us=now_us if now_us > 0 else 1)
+
+
 def pi_update(c: DualQConstants, s: DualQState, now_us: int) -> DualQState:
     """The lazy PI2 update: runs when ``now − last_update ≥ Tupdate``, else returns ``s``.
 
-    The Classic delay used is the latest sample, or 0 if no Classic packet left during the
-    last Tupdate (the Classic queue is then empty). Each missed interval beyond the first
-    adds the idle decay α·(0 − target): ⌊elapsed/Tupdate⌋ − 1 of them, any number
-    (:func:`idle_fold`). The next interval starts now (docs/l4s.md item 7).
+    The Classic delay is the queue's current delay (:func:`classic_delay`). Each missed
+    interval beyond the first adds the idle decay α·(0 − target): ⌊elapsed/Tupdate⌋ − 1 of
+    them, any number (:func:`idle_fold`) — no packet left, so both queues were empty. The
+    next interval starts now (docs/l4s.md item 7).
     """
     elapsed = now_us - s.last_update_us
     if elapsed < c.tupdate_us:
         return s
-    q = s.qdelay_c_us if now_us - s.qdelay_c_seen_us < c.tupdate_us else 0
+    q = classic_delay(s, now_us)
     delta = c.alpha(q - c.target_us) if q >= c.target_us else -c.alpha(c.target_us - q)
     if q >= s.qdelay_c_prev_us:
         delta += c.beta(q - s.qdelay_c_prev_us)
@@ -280,11 +317,51 @@ def l4s_verdict(c: DualQConstants, s: DualQState, qdelay_l_us: int, qlen: int, r
     return Verdict.MARK if p_l == MAX_PROB or r3 < p_l else Verdict.PASS
 
 
+C_PROTECTION = 10  # % of the link a backlogged Classic queue gets (Linux dualpi2's default)
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduler:
+    """The DualQ's conditional priority on one shared link: Linux dualpi2's WRR.
+
+    RFC 9332 §4.2.2 asks that the L queue cannot starve the Classic queue; Linux's dualpi2
+    serves L first unless a credit says Classic is owed its weight ``wc`` (10 % by default)
+    of the bytes sent while both queues wait: serving L adds ``wc·size`` to the credit,
+    serving Classic takes ``wl·size`` (``wl = 100 − wc``), Classic is served when the
+    credit is positive, and the credit restarts at ``mtu·(wc − wl)`` when both are empty.
+    The simulator schedules with it; the P4 program cannot (the target's traffic manager
+    schedules: BMv2 paces each priority queue on its own, docs/l4s.md item 11).
+    """
+
+    wc: int = C_PROTECTION
+    mtu: int = 1500
+
+    @property
+    def wl(self) -> int:
+        return 100 - self.wc
+
+    @property
+    def initial_credit(self) -> int:
+        return self.mtu * (self.wc - self.wl)
+
+    def serve_l(self, credit: int, l_waiting: int, c_waiting: int) -> bool:
+        """Whether the next packet comes from the L queue."""
+        return l_waiting > 0 and (c_waiting == 0 or credit <= 0)
+
+    def credit_after(self, credit: int, served_l: bool, size: int, other_waiting: int) -> int:
+        """The credit once a packet of ``size`` bytes left (the other queue not empty)."""
+        if other_waiting == 0:
+            return credit
+        return credit + self.wc * size if served_l else credit - self.wl * size
+
+
 def dequeue(c: DualQConstants, s: DualQState, *, now_us: int, l4s: bool, qdelay_us: int,
             ecn: int, qlen: int, r1: int, r2: int, r3: int) -> tuple[DualQState, Verdict]:
     """One packet leaving the port, exactly as the P4 egress control processes it.
 
-    1. record the packet's own queue delay (``deq_timedelta``) as its queue's latest sample;
+    1. record the packet's own queue delay (``deq_timedelta``) as its queue's latest sample
+       (a Classic packet also records the Classic packets it leaves behind, ``qlen``, and
+       clears the arrival stamp of :func:`classic_arrival`);
     2. run the lazy PI update (:func:`pi_update`);
     3. decide with the updated p' (:func:`classic_verdict` or :func:`l4s_verdict`).
 
@@ -297,7 +374,8 @@ def dequeue(c: DualQConstants, s: DualQState, *, now_us: int, l4s: bool, qdelay_
     if l4s:
         s = replace(s, qdelay_l_us=qdelay_us)
     else:
-        s = replace(s, qdelay_c_us=qdelay_us, qdelay_c_seen_us=now_us)
+        s = replace(s, qdelay_c_us=qdelay_us, qdelay_c_seen_us=now_us, c_left=qlen,
+                    c_arrival_us=0)
     s = pi_update(c, s, now_us)
     if l4s:
         return s, l4s_verdict(c, s, qdelay_us, qlen, r1, r2, r3)

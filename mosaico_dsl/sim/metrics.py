@@ -4,7 +4,8 @@ Queue statistics are per switch egress port (the ports a chain's queue function 
 ``std.l4s.DualQ`` or ``Fifo``, and BMv2's plain FIFOs elsewhere) and per class — L4S
 (ECT(1)/CE) and Classic — whatever the discipline, so a single FIFO can be compared with
 the DualQ. Delay is the per-packet sojourn ``dequeue − enqueue`` (BMv2's
-``deq_timedelta``); occupancy is the length of the packet's class queue just after it
+``deq_timedelta``); a packet still queued when the run ends counts with the time it had
+waited by then (so a starved queue shows in the delay, not only in ``queued``); occupancy is the length of the packet's class queue just after it
 arrived, itself included. Throughput is goodput: payload delivered in order at the
 receiver, over the flow's active interval.
 """
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..diagnostics import Diagnostic
 from .network import Network
-from .ports import AQM_DROP, MARK, OVERFLOW, DualQPort
+from .ports import AQM_DROP, MARK, OVERFLOW, QUEUED, DualQPort
 from .traffic import format_traffic
 
 __all__ = ["Distribution", "ClassStats", "PortStats", "FlowStats", "FilterStats",
@@ -61,6 +62,7 @@ class ClassStats:
     name: str  # "l4s" | "classic"
     arrived: int  # packets that reached the queue
     departed: int
+    queued: int  # still waiting when the run ended
     marks: int  # CE marks applied by this port
     aqm_drops: int
     overflow_drops: int
@@ -68,9 +70,11 @@ class ClassStats:
     occupancy: Distribution  # packets in the class queue at arrival, itself included
     mean_queue: float  # time-weighted mean queue length (packets)
     goodput_bps: float  # of the flows of this class
+    max_stall_ms: float  # longest time packets waited in this queue while none left it
 
     def to_json(self) -> dict[str, Any]:
-        return {"arrived": self.arrived, "departed": self.departed, "marks": self.marks,
+        return {"arrived": self.arrived, "departed": self.departed, "queued": self.queued,
+                "marks": self.marks, "max_stall_ms": round(self.max_stall_ms, 6),
                 "aqm_drops": self.aqm_drops, "overflow_drops": self.overflow_drops,
                 "delay_ms": self.delay_ms.to_json(), "occupancy_pkts": self.occupancy.to_json(),
                 "mean_queue_pkts": round(self.mean_queue, 6),
@@ -290,20 +294,41 @@ def _time_mean(t: np.ndarray, v: np.ndarray, end: int) -> float:
     return float((v * widths).sum() / end)
 
 
+def _max_stall(mine: np.ndarray, duration: int) -> float:
+    """The longest head-of-line wait (ns): a queue is FIFO, so the k-th packet to leave was
+    its head from max(previous departure, its arrival) until it left; a packet still queued
+    at the end, from then until the end. Packets dequeued and dropped by the AQM count as
+    served (the queue moved)."""
+    if not len(mine):
+        return 0.0
+    left = mine[mine[:, 1] >= 0]
+    d, e = left[:, 1], left[:, 0]
+    prev = np.concatenate([[np.iinfo(np.int64).min], d[:-1]])
+    worst = float((d - np.maximum(prev, e)).max()) if len(d) else 0.0
+    waiting = mine[mine[:, 7] == QUEUED]
+    if len(waiting):
+        last = int(d[-1]) if len(d) else 0
+        worst = max(worst, float(duration - max(last, int(waiting[0, 0]))))
+    return worst
+
+
 def _class_stats(name: str, cls: int, rec: np.ndarray, duration: int, goodput: float
                  ) -> ClassStats:
     mine = rec[rec[:, 4] == cls] if len(rec) else rec
     verdict = mine[:, 7] if len(mine) else np.zeros(0, np.int64)
     left = mine[(mine[:, 1] >= 0) & (verdict != AQM_DROP)] if len(mine) else mine
-    delays = (left[:, 1] - left[:, 0]) / 1e6 if len(left) else np.zeros(0)
+    waiting = mine[verdict == QUEUED] if len(mine) else mine
+    delays = np.concatenate([(left[:, 1] - left[:, 0]) / 1e6 if len(left) else np.zeros(0),
+                             (duration - waiting[:, 0]) / 1e6 if len(waiting) else np.zeros(0)])
     admitted = mine[verdict != OVERFLOW] if len(mine) else mine
     t, q = _queue_series(rec, cls) if len(rec) else (np.zeros(0), np.zeros(0))
     return ClassStats(
-        name=name, arrived=int(len(mine)), departed=int(len(left)),
+        name=name, arrived=int(len(mine)), departed=int(len(left)), queued=int(len(waiting)),
         marks=int((verdict == MARK).sum()), aqm_drops=int((verdict == AQM_DROP).sum()),
         overflow_drops=int((verdict == OVERFLOW).sum()), delay_ms=Distribution.of(delays),
         occupancy=Distribution.of(admitted[:, 8] if len(admitted) else np.zeros(0)),
-        mean_queue=_time_mean(t, q, duration), goodput_bps=goodput)
+        mean_queue=_time_mean(t, q, duration), goodput_bps=goodput,
+        max_stall_ms=_max_stall(admitted, duration) / 1e6)
 
 
 def collect(net: Network, program_name: str) -> SimResult:
@@ -345,7 +370,10 @@ def collect(net: Network, program_name: str) -> SimResult:
         classes: tuple[ClassStats, ...] = ()
         p_mean = None
         if port.record:
-            rec = np.array(port.records, dtype=np.int64).reshape(-1, 10)
+            p_now = port.p_prime()
+            waiting = [(pkt.enq, -1, pkt.flow.id, pkt.seq, cls, pkt.size, pkt.ecn, QUEUED,
+                        pkt.occ, p_now) for pkt, cls in port.queued()]
+            rec = np.array(port.records + waiting, dtype=np.int64).reshape(-1, 10)
             queue[name] = rec
             classes = (_class_stats("l4s", 1, rec, duration, by_class["l4s"]),
                        _class_stats("classic", 0, rec, duration, by_class["classic"]))

@@ -4,11 +4,14 @@ A port serves one packet at a time at its rate and hands each packet, after the 
 propagation delay, to the next stage of the packet's path. The queueing discipline decides
 which packet leaves next and what happens to it:
 
-* :class:`DualQPort` — BMv2 v1model with two strict-priority queues (the L queue,
-  priority 1, is always served first) and the DualQ Coupled AQM of
-  :mod:`mosaico_dsl.aqm.dualq` run per packet at dequeue, exactly as the P4 egress does:
-  :func:`~mosaico_dsl.aqm.dualq.dequeue` with the queue delay ``deq_timedelta`` (µs), the
-  queue length ``deq_qdepth`` (the port's packets still queued) and 32-bit random draws;
+* :class:`DualQPort` — the L and Classic queues of one link, served by DualPI2's
+  conditional priority (:class:`~mosaico_dsl.aqm.dualq.Scheduler`: L first, Classic at
+  least 10 % while both wait), and the DualQ Coupled AQM of :mod:`mosaico_dsl.aqm.dualq`
+  run per packet exactly as the P4 program does: :func:`~mosaico_dsl.aqm.dualq.classic_arrival`
+  when a Classic packet arrives (ingress), :func:`~mosaico_dsl.aqm.dualq.dequeue` at
+  dequeue with the queue delay ``deq_timedelta`` (µs), the queue length ``deq_qdepth`` (the
+  packets left in the packet's own queue, as BMv2 reports it per priority) and 32-bit
+  random draws;
 * :class:`FifoPort` — one tail-drop queue (``std.l4s.Fifo``, unconfigured switch ports,
   host NICs).
 
@@ -23,14 +26,22 @@ from heapq import heappush
 from random import Random
 from typing import Any
 
-from ..aqm.dualq import DualQConstants, DualQState, Verdict, dequeue, is_l4s
+from ..aqm.dualq import (
+    DualQConstants,
+    DualQState,
+    Scheduler,
+    Verdict,
+    classic_arrival,
+    dequeue,
+    is_l4s,
+)
 from .engine import Engine
 
-__all__ = ["Port", "FifoPort", "DualQPort", "PASS", "MARK", "AQM_DROP", "OVERFLOW",
+__all__ = ["Port", "FifoPort", "DualQPort", "PASS", "MARK", "AQM_DROP", "OVERFLOW", "QUEUED",
            "VERDICT_NAMES"]
 
-PASS, MARK, AQM_DROP, OVERFLOW = 0, 1, 2, 3
-VERDICT_NAMES = ("pass", "mark", "drop", "overflow")
+PASS, MARK, AQM_DROP, OVERFLOW, QUEUED = 0, 1, 2, 3, 4
+VERDICT_NAMES = ("pass", "mark", "drop", "overflow", "queued")
 _BITS_PER_BYTE_NS = 8 * 1_000_000_000
 
 
@@ -70,7 +81,7 @@ class Port:
             self.overflow_drops += 1
             if self.record:
                 self.records.append((t, -1, pkt.flow.id, pkt.seq, pkt.ecn & 1, pkt.size,
-                                     pkt.ecn, OVERFLOW, 0, self._p()))
+                                     pkt.ecn, OVERFLOW, 0, self.p_prime()))
             self.drops.drop(t, pkt, self.name, "overflow")
             return
         if not self.pending:
@@ -116,8 +127,12 @@ class Port:
     def _backlog(self) -> int:
         raise NotImplementedError
 
-    def _p(self) -> int:
+    def p_prime(self) -> int:
         return 0
+
+    def queued(self) -> list[tuple[Any, int]]:
+        """Packets still waiting, with their class (1 for the L queue): a run's end."""
+        raise NotImplementedError
 
 
 class FifoPort(Port):
@@ -158,9 +173,12 @@ class FifoPort(Port):
     def _backlog(self) -> int:
         return len(self.q)
 
+    def queued(self) -> list[tuple[Any, int]]:
+        return [(pkt, pkt.ecn & 1) for pkt in self.q]
+
 
 class DualQPort(Port):
-    """Two strict-priority queues and the integer DualQ Coupled AQM, per packet.
+    """The L and Classic queues of one link and the integer DualQ Coupled AQM, per packet.
 
     The buffer limit is RFC 9332's: a packet is refused when both queues together would
     exceed ``buffer`` worth of bytes at the port rate (``limit_packets`` additionally caps
@@ -171,7 +189,7 @@ class DualQPort(Port):
 
     def __init__(self, engine: Engine, name: str, rate_bps: int, prop_ns: int, drops: Any, *,
                  constants: DualQConstants, rng: Random, limit_packets: int | None = None,
-                 record: bool = True) -> None:
+                 record: bool = True, scheduler: Scheduler | None = None) -> None:
         super().__init__(engine, name, rate_bps, prop_ns, drops, record=record)
         self.c = constants
         self.state = DualQState()
@@ -182,9 +200,11 @@ class DualQPort(Port):
         self.cbytes = 0
         self.limit_bytes = constants.buffer_us * rate_bps // 8_000_000
         self.limit_packets = limit_packets
+        self.scheduler = scheduler or Scheduler()
+        self.credit = self.scheduler.initial_credit
         self.p_trace: list[tuple[int, int]] = [(0, 0)]  # (t, p') after every PI update
 
-    def _p(self) -> int:
+    def p_prime(self) -> int:
         return self.state.p
 
     def _admit(self, t: int, pkt: Any) -> bool:
@@ -203,6 +223,8 @@ class DualQPort(Port):
             else:
                 self.cbytes -= pkt.size
             return False
+        if q is self.cq and not self.state.c_arrival_us:  # ingress stamps it (P4: too)
+            self.state = classic_arrival(self.state, t // 1000)
         q.append(pkt)
         pkt.occ = len(q)
         return True
@@ -210,27 +232,32 @@ class DualQPort(Port):
     def _backlog(self) -> int:
         return len(self.lq) + len(self.cq)
 
+    def queued(self) -> list[tuple[Any, int]]:
+        return [*((pkt, 1) for pkt in self.lq), *((pkt, 0) for pkt in self.cq)]
+
     def _pop(self, t: int) -> Any:
         c = self.c
         now_us = t // 1000
         bits = self.rng.getrandbits
+        lq, cq, sched = self.lq, self.cq, self.scheduler
         while True:
-            if self.lq:
-                pkt = self.lq.popleft()
-                self.lbytes -= pkt.size
-                is_l = 1
-            elif self.cq:
-                pkt = self.cq.popleft()
-                self.cbytes -= pkt.size
-                is_l = 0
-            else:
+            if not lq and not cq:
+                self.credit = sched.initial_credit
                 return None
+            if sched.serve_l(self.credit, len(lq), len(cq)):
+                pkt = lq.popleft()
+                self.lbytes -= pkt.size
+                is_l, qlen, other = 1, len(lq), len(cq)
+            else:
+                pkt = cq.popleft()
+                self.cbytes -= pkt.size
+                is_l, qlen, other = 0, len(cq), len(lq)
             qdelay = now_us - pkt.enq // 1000  # deq_timedelta: µs timestamps, truncated
             before = self.state
             ecn_in = pkt.ecn
             self.state, v = dequeue(c, before, now_us=now_us, l4s=bool(is_l), qdelay_us=qdelay,
-                                    ecn=ecn_in, qlen=len(self.lq) + len(self.cq),
-                                    r1=bits(32), r2=bits(32), r3=bits(32))
+                                    ecn=ecn_in, qlen=qlen, r1=bits(32), r2=bits(32),
+                                    r3=bits(32))
             p = self.state.p
             if self.state.last_update_us != before.last_update_us:
                 self.p_trace.append((t, p))
@@ -247,4 +274,5 @@ class DualQPort(Port):
             if code == AQM_DROP:
                 self.drops.drop(t, pkt, self.name, "aqm")
                 continue
+            self.credit = sched.credit_after(self.credit, bool(is_l), pkt.size, other)
             return pkt

@@ -13,7 +13,7 @@ from ..place import Placement, PlacementError, place
 from ..units import Time, parse_quantity
 from .metrics import SimResult, collect
 from .network import build
-from .traffic import TRAFFIC_FILE, FlowSpec, parse_traffic
+from .traffic import TRAFFIC_FILE, FlowSpec, check_flows, parse_traffic
 
 __all__ = ["simulate", "DEFAULT_TRAFFIC", "DEFAULT_DURATION", "DEFAULT_SEED", "as_time"]
 
@@ -92,7 +92,7 @@ def simulate(source: Any, *, duration: Any = DEFAULT_DURATION,
 
     dur = attempt(lambda: as_time(duration))
     specs = attempt(lambda: parse_traffic(traffic) if isinstance(traffic, str)
-                    else tuple(traffic))
+                    else check_flows(tuple(traffic)))
     bin_t = attempt(lambda: as_time(bin, "bin")) if bin is not None else None
     loaded = attempt(lambda: _program(source, search_paths))
     if specs == ():

@@ -98,4 +98,6 @@ class DatagramSink:
         if pkt.ecn == 3:
             self.ce += 1
         b = t // self.bin_ns
-        self.goodput[b] = self.goodput.get(b, 0) + pkt.size - self.header
+        payload = pkt.size - self.header  # a flood's bare headers carry nothing
+        if payload > 0:
+            self.goodput[b] = self.goodput.get(b, 0) + payload

@@ -29,15 +29,19 @@ from lark import (
 
 from ..diagnostics import CompileError, Diagnostic, Span, error
 from ..units import Bandwidth, Dim, Rate, Size, Time, parse_quantity
+from .packet import IP_TCP_HEADER, IP_UDP_HEADER
 
 __all__ = ["TCP_KINDS", "UDP_KINDS", "ATTACK_KINDS", "KINDS", "FlowSpec", "parse_traffic",
-           "format_traffic", "TRAFFIC_FILE"]
+           "format_traffic", "check_flows", "TRAFFIC_FILE"]
 
 TCP_KINDS = ("prague", "reno", "cubic")
 UDP_KINDS = ("cbr", "onoff")
 ATTACK_KINDS = ("flood", "syn")
 KINDS = (*TCP_KINDS, *UDP_KINDS, *ATTACK_KINDS)
 TRAFFIC_FILE = "--traffic"  # the pseudo file name diagnostics about the spec point into
+
+MAX_PACKET = 9000  # bytes: a jumbo frame
+IP_TCP_BARE = 40  # IPv4 + TCP without options: a flood's or a SYN's headers
 
 _ECN = {"off": 0, "notect": 0, "not-ect": 0, "ect1": 1, "ect0": 2, "ce": 3, "0": 0, "1": 1,
         "2": 2, "3": 3}
@@ -171,8 +175,8 @@ def _value(name: str, raw: str, kind: str, spec: dict, span: Span) -> Diagnostic
             q = _quantity(raw, (Dim.SIZE,))
             if q is None or q.bytes <= 0:
                 return bad()
-            if name == "size" and not 40 <= q.bytes <= 9000:
-                return bad("a packet size between 40B and 9000B")
+            if name == "size" and not q.bytes <= MAX_PACKET:
+                return bad(f"a packet size of at most {MAX_PACKET}B (a jumbo frame)")
             spec["transfer" if name == "bytes" else "size"] = q
         case "ecn":
             if low == "on" and kind in ("reno", "cubic"):
@@ -269,6 +273,7 @@ def _flow(node: Tree, text: str, diags: list[Diagnostic]) -> FlowSpec | None:
         return None
     spec: dict = {"kind": kind, "span": span}
     seen: set[str] = set()
+    size_span: Span | None = None
     for part in node.children[1:]:
         if part is None:
             continue
@@ -297,10 +302,13 @@ def _flow(node: Tree, text: str, diags: list[Diagnostic]) -> FlowSpec | None:
                     ok = False
                     continue
                 seen.add(name)
-                d = _value(name, str(value_tok), kind, spec, _span(value_tok, text))
+                value_span = _span(value_tok, text)
+                d = _value(name, str(value_tok), kind, spec, value_span)
                 if d is not None:
                     diags.append(d)
                     ok = False
+                elif name == "size":
+                    size_span = value_span
         elif part.data == "window":
             times = []
             for tok in part.children:
@@ -321,7 +329,43 @@ def _flow(node: Tree, text: str, diags: list[Diagnostic]) -> FlowSpec | None:
                                            f"({times[0]})", _span(part.meta, text),
                                            "write @start-stop with start < stop"))
                         ok = False
+    if ok and size_span is not None:
+        d = _too_small(spec, size_span)
+        if d is not None:
+            diags.append(d)
+            ok = False
     return FlowSpec(**spec) if ok else None
+
+
+def check_flows(flows: tuple[FlowSpec, ...]) -> tuple[FlowSpec, ...]:
+    """FlowSpec values built in Python get the checks the parser gives text: a packet too
+    small for its headers is refused (raises :class:`CompileError`)."""
+    diags = [d for f in flows if f.size is not None
+             for d in [_too_small({"kind": f.kind, "size": f.size, "proto": f.proto}, f.span)]
+             if d is not None]
+    if diags:
+        raise CompileError(diags)
+    return tuple(flows)
+
+
+def _too_small(spec: dict, span: Span | None) -> Diagnostic | None:
+    """A packet must hold its headers, and a TCP or UDP data packet one byte of payload:
+    anything smaller cannot be sent (and would deliver a negative goodput)."""
+    kind, size = spec["kind"], spec["size"].bytes
+    if kind in TCP_KINDS:
+        least, what = IP_TCP_HEADER + 1, (f"IPv4 + TCP with timestamps take {IP_TCP_HEADER} B, "
+                                          "and a segment carries at least 1 B of data")
+    elif kind in UDP_KINDS:
+        least, what = IP_UDP_HEADER + 1, (f"IPv4 + UDP take {IP_UDP_HEADER} B, and a datagram "
+                                          "carries at least 1 B of data")
+    elif spec.get("proto") == "udp":
+        least, what = IP_UDP_HEADER, f"IPv4 + UDP take {IP_UDP_HEADER} B"
+    else:
+        least, what = IP_TCP_BARE, f"IPv4 + TCP take {IP_TCP_BARE} B"
+    if size >= least:
+        return None
+    return error("E1104", f"a {size} B packet cannot be sent by {kind}: {what}", span,
+                 f"give size={least}B or more (1500B fills an Ethernet MTU)")
 
 
 def format_traffic(flows: tuple[FlowSpec, ...]) -> str:

@@ -88,13 +88,76 @@ def test_no_update_before_tupdate():
     assert D.pi_update(C, s, 1_000_000 + C.tupdate_us - 1) is s
 
 
-def test_update_uses_fresh_sample_only():
-    s = D.DualQState(last_update_us=0, qdelay_c_us=40_000, qdelay_c_seen_us=10_000)
-    fresh = D.pi_update(C, s, 20_000)  # sample 10 ms old < Tupdate
-    expected = C.alpha(40_000 - 15_000) + C.beta(40_000)
-    assert fresh.p == expected and fresh.qdelay_c_prev_us == 40_000
-    stale = D.pi_update(C, replace(s, qdelay_c_seen_us=0), 20_000)  # 20 ms old: idle queue
-    assert stale.p == 0 and stale.qdelay_c_prev_us == 0
+def test_update_reads_the_classic_queues_current_delay():
+    """curq (RFC 9332 A.1 ``cq.time()``) as egress knows it: a departing Classic packet's
+    sojourn; with Classic packets left behind, at least the time since that departure;
+    after an arrival into an empty Classic queue, that packet's age; else 0."""
+    now = 20_000
+    leaving = D.DualQState(qdelay_c_us=40_000, qdelay_c_seen_us=now)
+    assert D.classic_delay(leaving, now) == 40_000
+    fresh = D.pi_update(C, leaving, now)
+    assert fresh.p == C.alpha(40_000 - 15_000) + C.beta(40_000)
+    assert fresh.qdelay_c_prev_us == 40_000
+    # Classic packets wait behind L traffic: the head's delay grows, it is never forgotten
+    waiting = D.DualQState(qdelay_c_us=3_000, qdelay_c_seen_us=0, c_left=4)
+    assert D.classic_delay(waiting, 2_000) == 3_000
+    assert D.classic_delay(waiting, 900_000) == 900_000
+    # the queue was left empty: nothing waits, unless ingress stamped an arrival since
+    empty = D.DualQState(qdelay_c_us=3_000, qdelay_c_seen_us=0)
+    assert D.classic_delay(empty, 900_000) == 0
+    assert D.pi_update(C, empty, now).p == 0
+    stamped = D.classic_arrival(empty, 100_000)
+    assert D.classic_delay(stamped, 900_000) == 800_000
+    assert D.classic_arrival(stamped, 200_000) is stamped  # the first arrival stays
+    assert D.classic_arrival(empty, 0).c_arrival_us == 1  # 0 means "none"
+
+
+def test_a_starved_classic_queue_drives_p_up_not_down():
+    """The issue-13 loop: L packets leave every 300 µs while Classic packets wait. The old
+    model read "no recent Classic departure" as an empty queue and let p' decay to 0; the
+    controller must see the wait and raise p' (so the coupling slows the L flow)."""
+    s = D.DualQState(p=1 << 28)
+    s, _ = D.dequeue(C, s, now_us=1_000, l4s=False, qdelay_us=10_000, ecn=0, qlen=9,
+                     r1=D.MAX_PROB, r2=D.MAX_PROB, r3=D.MAX_PROB)
+    ps = []
+    for now in range(1_300, 2_000_000, 300):
+        s, _ = D.dequeue(C, s, now_us=now, l4s=True, qdelay_us=500, ecn=1, qlen=3,
+                         r1=D.MAX_PROB, r2=D.MAX_PROB, r3=D.MAX_PROB)
+        ps.append(s.p)
+    assert ps[-1] == D.MAX_PROB  # 2 s of starvation saturates p': overload, L dropped
+    assert min(ps) >= (1 << 28) - C.alpha(C.target_us) - C.beta(10_000)  # never decayed away
+    # the same L traffic with the Classic queue really empty decays p' to 0
+    e = D.DualQState(p=1 << 28)
+    for now in range(1_300, 2_000_000, 300):
+        e, _ = D.dequeue(C, e, now_us=now, l4s=True, qdelay_us=500, ecn=1, qlen=3,
+                         r1=D.MAX_PROB, r2=D.MAX_PROB, r3=D.MAX_PROB)
+    assert e.p == 0
+
+
+# ------------------------------------------------------------------ the scheduler
+
+
+def test_wrr_gives_a_backlogged_classic_queue_its_weight():
+    """Linux dualpi2's conditional priority: with both queues backlogged, Classic gets
+    wc = 10 % of the bytes; L goes first from an empty start; a lone queue is served."""
+    w = D.Scheduler()
+    assert (w.wc, w.wl, w.initial_credit) == (10, 90, -80 * 1500)
+    credit, served = w.initial_credit, []
+    for _ in range(1000):
+        from_l = w.serve_l(credit, 5, 5)
+        served.append(from_l)
+        credit = w.credit_after(credit, from_l, 1500, 5)
+    assert served[:9] == [True] * 9 and not served[9]  # L first: 9 L, then Classic
+    assert served.count(False) == 100
+    assert w.serve_l(10**9, 1, 0) and not w.serve_l(-10**9, 0, 1)
+    assert w.credit_after(123, True, 1500, 0) == 123  # alone: no credit moves
+    half = D.Scheduler(wc=50)
+    credit, n = half.initial_credit, 0
+    for _ in range(100):
+        from_l = half.serve_l(credit, 5, 5)
+        n += from_l
+        credit = half.credit_after(credit, from_l, 1000, 5)
+    assert n == 50
 
 
 @given(st.integers(0, 1 << 26), st.integers(0, C.tupdate_us - 1))
@@ -130,8 +193,8 @@ def test_idle_fold_is_n_times_the_decay_or_saturates(rest, tupdate, alpha, targe
 
 @given(st.integers(0, D.MAX_PROB), st.integers(0, 1 << 24), st.integers(0, 1 << 24))
 def test_update_clamps_to_probability_range(p, q, prev):
-    s = D.DualQState(p=p, last_update_us=10**9, qdelay_c_us=q, qdelay_c_seen_us=10**9 + 1,
-                     qdelay_c_prev_us=prev)
+    s = D.DualQState(p=p, last_update_us=10**9, qdelay_c_us=q,
+                     qdelay_c_seen_us=10**9 + C.tupdate_us, qdelay_c_prev_us=prev)
     out = D.pi_update(C, s, 10**9 + C.tupdate_us)
     assert 0 <= out.p <= D.MAX_PROB
     unclamped = p + (C.alpha(q - C.target_us) if q >= C.target_us

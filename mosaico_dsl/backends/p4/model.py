@@ -18,6 +18,7 @@ __all__ = [
 
 INGRESS = "MosaicoIngress"
 EGRESS = "MosaicoEgress"
+TOP = ""  # declared at the program's top level: BMv2 lets ingress and egress share it
 
 
 class Prefix:
@@ -44,8 +45,9 @@ class IdAllocator:
 
 
 def qualified(control: str, name: str) -> str:
-    """The control-plane name p4c gives an object declared directly in ``control``."""
-    return f"{control}.{name}"
+    """The control-plane name p4c gives an object declared directly in ``control``, or at
+    the top level of the program (``control`` is :data:`TOP`: shared by ingress and egress)."""
+    return f"{control}.{name}" if control else name
 
 
 @dataclass(frozen=True, slots=True)

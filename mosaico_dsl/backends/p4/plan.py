@@ -25,6 +25,7 @@ from . import matching
 from .model import (
     EGRESS,
     INGRESS,
+    TOP,
     Action,
     CloneSession,
     Counter,
@@ -104,7 +105,8 @@ class DualQUnit:
     constants: DualQConstants
     instances: tuple[str, ...]
     ports: tuple[int, ...]
-    # p, last_update, qdelay_c, qdelay_c_seen, qdelay_c_prev, qdelay_l
+    # p, last_update, qdelay_c, qdelay_c_seen, qdelay_c_prev, qdelay_l, c_left (egress);
+    # c_arrival (top level: ingress stamps Classic arrivals, egress reads and clears them)
     registers: tuple[Register, ...]
     counters: tuple[Counter, ...]  # packets, marks, drops; index = port * 2 + (1 if L4S)
     users: tuple[tuple[str, int], ...] = ()  # (instance, egress port it manages)
@@ -611,9 +613,11 @@ def _dualq_units(ctx: _Ctx) -> tuple[DualQUnit, ...]:
                     [Note(f"{first.id} configures it here", first.span)]))
             owner.setdefault(port, (n, iid))
         ports = ctx.switch.ports
-        regs = tuple(ctx.register(f"{prefix}_{role}", ports, bits, EGRESS) for role, bits in (
-            ("p", 32), ("last_update", 48), ("qdelay_c", 32), ("qdelay_c_seen", 48),
-            ("qdelay_c_prev", 32), ("qdelay_l", 32)))
+        regs = tuple(ctx.register(f"{prefix}_{role}", ports, bits, control)
+                     for role, bits, control in (
+            ("p", 32, EGRESS), ("last_update", 48, EGRESS), ("qdelay_c", 32, EGRESS),
+            ("qdelay_c_seen", 48, EGRESS), ("qdelay_c_prev", 32, EGRESS),
+            ("qdelay_l", 32, EGRESS), ("c_left", 32, EGRESS), ("c_arrival", 48, TOP)))
         counters = tuple(ctx.counter(f"{prefix}_{role}", ports * 2, "packets", EGRESS)
                          for role in ("packets", "marks", "drops"))
         units.append(DualQUnit(n, prefix, constants, tuple(i for i, _ in users),

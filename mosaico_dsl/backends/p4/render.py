@@ -54,6 +54,8 @@ def render_program(plan: SwitchPlan, source: str) -> str:
         source=source,
         step_declarations=[str(functions[s.template].declare(s)) for s in steps],
         step_applications={s.prefix: str(functions[s.template].apply(s)) for s in steps},
+        unit_shared=[str(egress.shared(u)) for u in plan.dualq_units],
+        unit_arrivals=[str(egress.arrive(u)) for u in plan.dualq_units],
         unit_declarations=[str(egress.declare(u)) for u in plan.dualq_units],
         unit_applications=[str(egress.apply(u)) for u in plan.dualq_units],
     )

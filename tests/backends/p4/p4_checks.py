@@ -14,6 +14,7 @@ from p4model import (
     types_of,
 )
 
+from mosaico_dsl.backends.p4.model import qualified
 from mosaico_dsl.p4proto import p4i as P
 from mosaico_dsl.p4proto import p4r as R
 
@@ -45,7 +46,7 @@ def check_against_program(switch: str, files) -> None:
     declared = {}
     for d in declarations(tree):
         if d.kind in PREFIX:
-            declared[f"{d.control}.{d.annotations['name']}"] = d
+            declared[qualified(d.control, d.annotations["name"])] = d
     params = {name: control_params(c) for name, c in controls(tree).items()}
 
     entities = {
@@ -65,7 +66,7 @@ def check_against_program(switch: str, files) -> None:
             seen.add(e.preamble.name)
             assert d.kind == kind
             assert d.annotations["id"] == e.preamble.id
-            assert f"{d.control}.{d.annotations['name']}" == e.preamble.name
+            assert qualified(d.control, d.annotations["name"]) == e.preamble.name
     # ... and nothing the control plane could see is missing from the P4Info.
     assert seen == set(declared)
 

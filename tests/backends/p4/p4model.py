@@ -133,7 +133,12 @@ def controls(tree: Tree) -> dict[str, Tree]:
 
 
 def declarations(tree: Tree) -> Iterator[Declared]:
-    for cname, control in controls(tree).items():
+    """Tables, actions and extern instances of every control, and extern instances at the
+    program's top level (``control`` is then ``""``: shared by ingress and egress)."""
+    inside = {id(n) for ctl in controls(tree).values() for n in ctl.iter_subtrees()}
+    top = [c for c in tree.iter_subtrees_topdown()
+           if c.data == "instantiation" and id(c) not in inside]
+    for cname, control in [("", Tree("top", top)), *controls(tree).items()]:
         for child in control.children:
             if not isinstance(child, Tree):
                 continue

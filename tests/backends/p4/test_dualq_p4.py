@@ -8,6 +8,7 @@ checks the program itself — widths, constants, branch structure — against th
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from functools import cache
 
 import pytest
@@ -78,14 +79,11 @@ def _run(config: str, state: D.DualQState, *, port: int, now: int, l4s: bool, qd
         "standard_metadata.deq_timedelta": qdelay, "standard_metadata.deq_qdepth": qlen,
         "meta.mosaico.l4s": int(l4s), "meta.mosaico.aqm": unit.unit, "hdr.ipv4.ecn": ecn,
     }
-    regs = {unit.register(role).name: {port: value} for role, value in (
-        ("p", state.p), ("last_update", state.last_update_us), ("qdelay_c", state.qdelay_c_us),
-        ("qdelay_c_seen", state.qdelay_c_seen_us), ("qdelay_c_prev", state.qdelay_c_prev_us),
-        ("qdelay_l", state.qdelay_l_us))}
+    regs = {unit.register(role).name: {port: getattr(state, field)}
+            for role, field in zip(ROLES, FIELDS, strict=True)}
     vm = Interpreter(tree, fields, _widths(tree), regs, {}, list(draws))
     vm.run_control("MosaicoEgress")
-    after = D.DualQState(*(vm.registers[unit.register(role).name][port] for role in (
-        "p", "last_update", "qdelay_c", "qdelay_c_seen", "qdelay_c_prev", "qdelay_l")))
+    after = D.DualQState(*(vm.registers[unit.register(role).name][port] for role in ROLES))
     index = port * 2 + int(l4s)
     counted = {role: vm.counters.get(unit.counter(role).name, {}).get(index, 0)
                for role in ("packets", "marks", "drops")}
@@ -93,19 +91,27 @@ def _run(config: str, state: D.DualQState, *, port: int, now: int, l4s: bool, qd
 
 
 U32 = st.integers(0, D.MAX_PROB)
+# the registers, in DualQState's field order
+ROLES = ("p", "last_update", "qdelay_c", "qdelay_c_seen", "qdelay_c_prev", "qdelay_l", "c_left",
+         "c_arrival")
+FIELDS = tuple(f.name for f in fields(D.DualQState))
 
 
 @settings(max_examples=100, deadline=None)
 @given(config=st.sampled_from(sorted(CONFIGS)), p=U32, last=st.integers(0, 1 << 40),
        gap=st.one_of(st.integers(0, 200_000), st.integers(0, 10_000_000),
-                     st.integers(0, 1 << 40)), seen_back=st.integers(0, 100_000),
+                     st.integers(0, 1 << 40)),
+       seen_back=st.one_of(st.integers(0, 100_000), st.integers(0, 1 << 40)),
        qc=st.integers(0, 1 << 20), qprev=st.integers(0, 1 << 20), ql=st.integers(0, 1 << 20),
        l4s=st.booleans(), ecn_bit=st.booleans(), qdelay=st.integers(0, 1 << 21),
-       qlen=st.integers(0, 40), r1=U32, r2=U32, r3=U32)
+       qlen=st.integers(0, 40), c_left=st.one_of(st.just(0), st.integers(0, 40)),
+       arrival_back=st.one_of(st.none(), st.integers(0, 2_000_000), st.integers(0, 1 << 40)),
+       r1=U32, r2=U32, r3=U32)
 def test_egress_p4_equals_the_model(config, p, last, gap, seen_back, qc, qprev, ql, l4s,
-                                    ecn_bit, qdelay, qlen, r1, r2, r3):
+                                    ecn_bit, qdelay, qlen, c_left, arrival_back, r1, r2, r3):
     now = last + gap
-    state = D.DualQState(p, last, qc, max(0, now - seen_back), qprev, ql)
+    arrival = 0 if arrival_back is None else max(1, now - arrival_back)
+    state = D.DualQState(p, last, qc, max(0, now - seen_back), qprev, ql, c_left, arrival)
     ecn = (3 if ecn_bit else 1) if l4s else (2 if ecn_bit else 0)
     plan, unit, after, vm, counted = _run(config, state, port=2, now=now, l4s=l4s,
                                           qdelay=qdelay, ecn=ecn, qlen=qlen,
@@ -138,6 +144,8 @@ def test_a_long_trace_stays_identical(config):
         ecn = rng.choice([1, 3]) if l4s else rng.choice([0, 2])
         qlen = rng.randrange(0, 30)
         draws = [rng.getrandbits(32) for _ in range(3)]
+        if rng.random() < 0.3:  # a Classic arrival stamped by ingress since the last packet
+            state = D.classic_arrival(state, now - rng.randrange(0, 40))
         _, _, after, vm, _ = _run(config, state, port=2, now=now, l4s=l4s, qdelay=qdelay,
                                   ecn=ecn, qlen=qlen, draws=draws)
         state, verdict = D.dequeue(unit.constants, state, now_us=now, l4s=l4s,
@@ -163,7 +171,7 @@ def test_idle_gaps_of_seconds_fold_exactly_as_the_model(config):
     last = 7_000_000
     for p in (D.MAX_PROB, D.MAX_PROB // 3, 1 << 20):
         for gap in gaps:
-            state = D.DualQState(p, last, 0, 0, 0, 0)
+            state = D.DualQState(p, last, 0, 0, 0, 0, 0, 0)
             *_, after, _, _ = _run(config, state, port=2, now=last + gap, l4s=True, qdelay=0,
                                    ecn=1, qlen=0, draws=[D.MAX_PROB] * 3)
             expected, _ = D.dequeue(c, state, now_us=last + gap, l4s=True, qdelay_us=0, ecn=1,
@@ -196,3 +204,30 @@ def test_an_operator_on_two_widths_is_rejected(before, after):
     vm = Interpreter(tree, fields, _widths(tree), {}, {}, [0, 0, 0])
     with pytest.raises(WidthError, match="p4c needs a cast"):
         vm.run_control("MosaicoEgress")
+
+
+def test_ingress_stamps_classic_arrivals_as_the_model():
+    """The end of the generated ingress is ``dualq.classic_arrival``: the first Classic packet
+    for a port since the latest Classic departure stamps its arrival time (time 0 as 1 µs);
+    later ones, L packets and packets dropped on the way leave the stamp alone."""
+    from test_p4_ingress import Switch
+
+    s1 = Switch("secure_l4s", "s1")
+    name = "dualq1_c_arrival"
+    model = D.DualQState()
+
+    def classic(now: int, **kw):
+        return s1.send(2, src="10.0.1.2", dst="10.0.2.1", ecn=kw.pop("ecn", 0), now=now, **kw)
+
+    s1.send(1, src="10.0.1.1", dst="10.0.2.1", ecn=1, now=3_000)  # L: no stamp
+    assert s1.registers.get(name, {}).get(0, 0) == 0
+    s1.send(3, src="203.0.113.9", dst="10.0.2.1", now=4_000)  # blocklisted: dropped first
+    assert s1.registers.get(name, {}).get(0, 0) == 0
+    for now in (5_000, 7_000):  # ECT(0) is Classic too
+        assert not classic(now, ecn=2 if now == 7_000 else 0).dropped
+        model = D.classic_arrival(model, now)
+        assert s1.registers[name][0] == model.c_arrival_us == 5_000
+    s1.registers[name][0] = 0  # a Classic departure cleared it (egress)
+    model = replace(model, c_arrival_us=0)
+    classic(0)
+    assert s1.registers[name][0] == D.classic_arrival(model, 0).c_arrival_us == 1

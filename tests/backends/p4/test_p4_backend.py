@@ -253,7 +253,7 @@ def test_cli_compile_writes_self_contained_switch_directories(tmp_path):
         assert (s1 / name).is_file(), name
     assert os.stat(s1 / "run-bmv2.sh").st_mode & 0o111
     resources = json.loads((s1 / "resources.json").read_text())
-    assert resources["used"]["register_bits"] == 5 * (32 * 4 + 48 * 2)  # DualQ state, 5 ports
+    assert resources["used"]["register_bits"] == 5 * (32 * 5 + 48 * 3)  # DualQ state, 5 ports
     assert resources["used"]["stages"] <= resources["capacity"]["stages"]
     r2 = _mosaico("compile", str(ROOT / "examples" / "secure_l4s.mosaico"), "-o",
                   str(tmp_path / "again"), "--emit", "p4", cwd=tmp_path)

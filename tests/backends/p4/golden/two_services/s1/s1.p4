@@ -17,6 +17,11 @@
 #include "std/l4s/fifo.p4"
 #include "std/fwd/forward.p4"
 
+// DualQ unit 1: the first Classic arrival since the latest Classic departure, per
+// egress port (0: none) — stamped by ingress, read and cleared by egress (docs/l4s.md item 8).
+@id(0x16000008) @name("dualq1_c_arrival")
+register<bit<48>>(32w6) dualq1_c_arrival;
+
 control MosaicoIngress(inout headers_t hdr, inout metadata_t meta,
                        inout standard_metadata_t standard_metadata) {
     // The service classifier: ingress port + the services' match predicates.
@@ -245,6 +250,22 @@ control MosaicoIngress(inout headers_t hdr, inout metadata_t meta,
             if (meta.mosaico.drop == 1w1) {
                 mark_to_drop(standard_metadata);
             }
+            if (meta.mosaico.drop == 1w0) {
+                // the DualQ's Classic arrival stamps (after every function: not for drops)
+                if (meta.mosaico.aqm == 8w1 && meta.mosaico.l4s == 1w0) {
+                    // dualq.classic_arrival: a Classic packet for this port, stamped if none is since
+                    bit<32> port = (bit<32>)standard_metadata.egress_spec;
+                    bit<48> c_arrival;
+                    dualq1_c_arrival.read(c_arrival, port);
+                    if (c_arrival == 48w0) {
+                        c_arrival = standard_metadata.ingress_global_timestamp;
+                        if (c_arrival == 48w0) {
+                            c_arrival = 48w1;
+                        }
+                        dualq1_c_arrival.write(port, c_arrival);
+                    }
+                }
+            }
         }
     }
 }
@@ -265,6 +286,8 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
     register<bit<32>>(32w6) dualq1_qdelay_c_prev;
     @id(0x16000006) @name("dualq1_qdelay_l")
     register<bit<32>>(32w6) dualq1_qdelay_l;
+    @id(0x16000007) @name("dualq1_c_left")
+    register<bit<32>>(32w6) dualq1_c_left;
     @id(0x12000004) @name("dualq1_packets")
     counter(32w12, CounterType.packets) dualq1_packets;
     @id(0x12000005) @name("dualq1_marks")
@@ -289,28 +312,46 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
             bit<48> qdelay_c_seen;
             bit<32> qdelay_c_prev;
             bit<32> qdelay_l;
+            bit<32> c_left;
+            bit<48> c_arrival;
             dualq1_p.read(p, port);
             dualq1_last_update.read(last_update, port);
             dualq1_qdelay_c.read(qdelay_c, port);
             dualq1_qdelay_c_seen.read(qdelay_c_seen, port);
             dualq1_qdelay_c_prev.read(qdelay_c_prev, port);
             dualq1_qdelay_l.read(qdelay_l, port);
+            dualq1_c_left.read(c_left, port);
+            dualq1_c_arrival.read(c_arrival, port);
             dualq1_packets.count(index);
 
-            // 1. this packet's sojourn time is its queue's latest delay sample
+            // 1. this packet's sojourn time is its queue's latest delay sample; a Classic packet also
+            //    records the Classic packets it leaves behind and clears the arrival stamp
             if (meta.mosaico.l4s == 1w1) {
                 qdelay_l = qdelay;
             } else {
                 qdelay_c = qdelay;
                 qdelay_c_seen = now;
+                c_left = qlen;
+                c_arrival = 48w0;
             }
 
             // 2. lazy PI2 update: p' += alpha (q - target) + beta (q - q_prev), at most once per Tupdate
             bit<48> elapsed = now - last_update;
             if (elapsed >= 48w10000) {
-                bit<32> q = 32w0;
-                if (now - qdelay_c_seen < 48w10000) {
-                    q = qdelay_c;
+                // curq: the Classic queue's current delay (dualq.classic_delay, docs/l4s.md item 8)
+                bit<48> curq = 48w0;
+                bit<48> waited = now - qdelay_c_seen;
+                if (c_left != 32w0 || waited == 48w0) {
+                    curq = (bit<48>)qdelay_c;
+                    if (waited > curq) {
+                        curq = waited;
+                    }
+                } else if (c_arrival != 48w0) {
+                    curq = now - c_arrival;
+                }
+                bit<32> q = 32w0xFFFFFFFF;  // a bit<32> of us (71 min): saturate
+                if (curq < 48w0xFFFFFFFF) {
+                    q = (bit<32>)curq;
                 }
                 bit<64> up = 64w0;
                 bit<64> down = 64w0;
@@ -500,6 +541,10 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
             dualq1_qdelay_c_seen.write(port, qdelay_c_seen);
             dualq1_qdelay_c_prev.write(port, qdelay_c_prev);
             dualq1_qdelay_l.write(port, qdelay_l);
+            dualq1_c_left.write(port, c_left);
+            if (meta.mosaico.l4s == 1w0) {
+                dualq1_c_arrival.write(port, c_arrival);
+            }
         }
     }
 }
