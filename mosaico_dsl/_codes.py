@@ -55,6 +55,7 @@ CODES: dict[str, str] = {
     "E0606": "no path from source to destination",
     "E0607": "invalid match predicate",
     "E0608": "service destination unknown",
+    "E0609": "invalid reply mode",
     # E07 — topology
     "E0701": "unknown attribute",
     "E0702": "missing attribute",

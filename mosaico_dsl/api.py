@@ -521,12 +521,16 @@ class Composite(_FunctionRef):
 
 
 class Service:
-    """``service NAME on TOPOLOGY { match ...; require ...; chain { ... } }``."""
+    """``service NAME on TOPOLOGY { match ...; require ...; chain { ... } }``.
+
+    ``reply="drop"`` is ``reply drop`` (replies are not forwarded back); ``"forward"``, the
+    language's default, is written out only when given.
+    """
 
     def __init__(self, name: str, on: Topology, *, chain: Chain | Step,
                  match: Predicate | None = None, latency: Any = None, bandwidth: Any = None,
-                 secure: bool = False, sources: Iterable[NodeHandle | str] | None = None
-                 ) -> None:
+                 secure: bool = False, sources: Iterable[NodeHandle | str] | None = None,
+                 reply: str | None = None) -> None:
         if not isinstance(on, Topology):
             raise _fail("`on=` takes the Topology the service runs on", code="E0206")
         self.name, self.topology = name, on
@@ -535,6 +539,7 @@ class Service:
         self.match, self.latency, self.bandwidth, self.secure = match, latency, bandwidth, secure
         self.sources = None if sources is None else [
             s.name if isinstance(s, NodeHandle) else str(s) for s in sources]
+        self.reply = reply
 
     def _statements(self, paths: Mapping[int, tuple[str, ...]]) -> tuple:
         span = self.span
@@ -552,6 +557,8 @@ class Service:
             out.append(A.RequireStmt("bandwidth", ">=", _expr(self.bandwidth, span), span=span))
         if self.secure:
             out.append(A.RequireStmt("secure", span=span))
+        if self.reply is not None:
+            out.append(A.ReplyStmt(str(self.reply), span=span))
         steps = tuple(step._ast(paths[id(step.function)]) for step in self.chain.steps)
         out.append(A.Chain(steps, span=span))
         return tuple(out)

@@ -22,7 +22,8 @@ from .evaluate import Evaluator, did_you_mean
 from .functions import Expander
 from .scope import NodeBinding
 
-__all__ = ["REQUIREMENTS", "check_service", "check_shared_egress", "latency_floor"]
+__all__ = ["REQUIREMENTS", "REPLY_MODES", "check_service", "check_shared_egress",
+           "latency_floor"]
 
 Report = Callable[[Diagnostic], None]
 
@@ -32,6 +33,8 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], T.Type | None]] = {
     "bandwidth": ((">=", ">"), T.BANDWIDTH),
     "secure": ((), None),
 }
+# `reply MODE` → whether replies are forwarded back to the source (IR ``Service.replies``).
+REPLY_MODES: dict[str, bool] = {"forward": True, "drop": False}
 
 
 def node_scope_names(topology: I.Topology) -> dict[str, NodeBinding]:
@@ -44,8 +47,8 @@ def check_service(s: A.ServiceDecl, topology: I.Topology, ev: Evaluator, expande
     ok = True
     seen: dict[str, A.Node] = {}
     for st in s.statements:
-        key = {A.MatchStmt: "match", A.FromStmt: "from", A.Chain: "chain"}.get(type(st)) \
-            or f"require {st.name}"
+        key = {A.MatchStmt: "match", A.FromStmt: "from", A.ReplyStmt: "reply",
+               A.Chain: "chain"}.get(type(st)) or f"require {st.name}"
         if key in seen:
             report(error("E0605", f"service `{s.name}` has two `{key}` statements", st.span,
                          "combine them into one" if key != "chain" else
@@ -57,6 +60,8 @@ def check_service(s: A.ServiceDecl, topology: I.Topology, ev: Evaluator, expande
 
     requirements = _requirements(s, ev, report)
     ok &= requirements is not None
+    replies = _replies(s, report)
+    ok &= replies is not None
 
     chain_stmt = s.chain
     if chain_stmt is None or not chain_stmt.steps:
@@ -97,7 +102,7 @@ def check_service(s: A.ServiceDecl, topology: I.Topology, ev: Evaluator, expande
     if not ok or requirements is None:
         return None
     service = I.Service(s.name, topology.name, predicate, sources, destination, requirements,
-                        chain, span=s.span)
+                        chain, bool(replies), span=s.span)
     return service if _static_requirements(service, topology, s, report) else None
 
 
@@ -136,6 +141,19 @@ def _requirements(s: A.ServiceDecl, ev: Evaluator, report: Report) -> I.Requirem
         return None
     return I.Requirements(values.get("latency"), values.get("bandwidth"),
                           bool(values.get("secure", False)))
+
+
+def _replies(s: A.ServiceDecl, report: Report) -> bool | None:
+    stmt = s.reply
+    if stmt is None:
+        return True
+    if stmt.mode not in REPLY_MODES:
+        report(error("E0609", f"unknown reply mode `{stmt.mode}`", stmt.span,
+                     did_you_mean(stmt.mode, REPLY_MODES)
+                     or "write `reply forward` (the default: replies return to their source) "
+                        "or `reply drop`"))
+        return None
+    return REPLY_MODES[stmt.mode]
 
 
 def _chain_rules(s: A.ServiceDecl, chain: tuple[I.FunctionInstance, ...], report: Report) -> bool:

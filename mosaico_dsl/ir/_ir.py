@@ -260,6 +260,13 @@ class Requirements:
 
 @dataclass(frozen=True, slots=True)
 class Service:
+    """One direction of traffic: ``match``ed packets from ``sources`` to ``destination``.
+
+    ``replies``: the reverse 5-tuple of that traffic (``ir.reply``) returns to its source
+    along the reverse of the route, through no function (``reply forward``, the default);
+    False (``reply drop``) leaves replies to the drop of unmatched traffic.
+    """
+
     name: str
     topology: str
     match: Predicate
@@ -267,6 +274,7 @@ class Service:
     destination: str  # the endpoint the chain forwards to
     requirements: Requirements
     chain: tuple[FunctionInstance, ...]
+    replies: bool = True
     span: Span | None = _span()
 
     @property

@@ -22,7 +22,7 @@ __all__ = [
     "ImportName", "FromImport", "Const", "Attr", "NodeDecl", "LinkEnd", "LinkDecl",
     "TopologyDecl", "TypeRef", "Param", "TargetCost", "LatencyEntry", "Assert",
     "FunctionDecl", "HeaderDecl", "FieldDecl", "MatchStmt", "RequireStmt", "FromStmt",
-    "ServiceDecl", "Item", "Comment", "Module",
+    "ReplyStmt", "ServiceDecl", "Item", "Comment", "Module",
 ]
 
 
@@ -382,10 +382,19 @@ class FromStmt(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyStmt(Node):
+    """``reply forward`` / ``reply drop`` — what happens to the replies of the service's
+    traffic (the checker validates ``mode``)."""
+
+    mode: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceDecl(Node):
     name: str
     topology: str
-    statements: tuple[MatchStmt | RequireStmt | FromStmt | Chain, ...]
+    statements: tuple[MatchStmt | RequireStmt | FromStmt | ReplyStmt | Chain, ...]
     span: Span | None = _span()
 
     @property
@@ -399,6 +408,10 @@ class ServiceDecl(Node):
     @property
     def sources(self) -> FromStmt | None:
         return next((s for s in self.statements if isinstance(s, FromStmt)), None)
+
+    @property
+    def reply(self) -> ReplyStmt | None:
+        return next((s for s in self.statements if isinstance(s, ReplyStmt)), None)
 
     @property
     def chain(self) -> Chain | None:

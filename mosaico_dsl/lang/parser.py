@@ -250,6 +250,9 @@ class _ToAst:
     def from_stmt(self, meta, c):
         return A.FromStmt(tuple(_v(n) for n in c), span=self._span(meta))
 
+    def reply_stmt(self, meta, c):
+        return A.ReplyStmt(_v(c[0]), span=self._span(meta))
+
     def chain_block(self, meta, c):
         return A.Chain(tuple(c), span=self._span(meta))
 

@@ -319,6 +319,8 @@ def _service(out: _Out, s: A.ServiceDecl) -> None:
                 out.emit(st, _INDENT, f"require {n} {op} {format_expr(v, _RANGE)}")
             case A.FromStmt(sources=srcs):
                 out.emit(st, _INDENT, f"from {', '.join(srcs)}")
+            case A.ReplyStmt(mode=mode):
+                out.emit(st, _INDENT, f"reply {mode}")
             case A.Chain():
                 _chain(out, st, _INDENT)
     out.before_end(s, _INDENT)

@@ -47,6 +47,19 @@ class Route:
     def nodes(self) -> tuple[str, ...]:
         return tuple(v.node for v in self.visits)
 
+    @property
+    def reply_nodes(self) -> tuple[str, ...]:
+        """The way replies return, destination first: the route reversed with every loop
+        cut out — a detour ``s1 → nfvi1 → s1`` exists to run functions, and a reply runs
+        none, so it goes from ``s1`` straight on towards the source."""
+        out: list[str] = []
+        for node in reversed(self.nodes):
+            if node in out:
+                del out[out.index(node) + 1:]
+            else:
+                out.append(node)
+        return tuple(out)
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Objective:

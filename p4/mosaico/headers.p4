@@ -16,8 +16,6 @@ typedef bit<32> ipv4_addr_t;
 const bit<16> ETHERTYPE_IPV4 = 16w0x0800;
 const bit<8> IP_PROTO_TCP = 8w6;
 const bit<8> IP_PROTO_UDP = 8w17;
-const bit<8> TCP_FLAG_SYN = 8w0x02;
-const bit<8> TCP_FLAG_ACK = 8w0x10;
 
 header ethernet_t {
     mac_addr_t dst;
@@ -80,6 +78,7 @@ struct mosaico_meta_t {
     bit<8> segment;       // which visit of the service's route this switch is serving
     bit<1> drop;          // a filter decided to drop; later steps are skipped
     bit<1> forwarded;     // a Forward step chose the egress port
+    bit<1> reply;         // a reply to a service's source: no function runs on it
     bit<9> next_port;     // where the segment sends the packet unless a Forward step decides
     bit<8> aqm;           // the DualQ unit that manages the egress queue: 0 = none
     bit<1> l4s;           // ECT(1) or CE at ingress: the packet waits in the L queue

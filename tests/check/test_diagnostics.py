@@ -144,6 +144,12 @@ CASES = [
                                              "  targets { linux {} }\n"
                                              "  latency { linux: 1us }\n}\n"),
          "cannot tell where service `web` delivers traffic", "Forward(to:", 19),
+    Case("E0609", service("reply back\n" + OK_CHAIN), "unknown reply mode `back`",
+         "`reply forward`", 16),
+    Case("E0609", service("reply dorp\n" + OK_CHAIN), "unknown reply mode `dorp`",
+         "did you mean `drop`?", 16),
+    Case("E0605", service("reply drop\nreply forward\n" + OK_CHAIN),
+         "service `web` has two `reply` statements", "combine them", 17),
     Case("E0701", HEAD + TOPO.replace("{ ports: 4 }", "{ prots: 4 }"),
          "switch `s1` has no attribute `prots`", "did you mean `ports`?", 6),
     Case("E0702", HEAD + TOPO.replace("{ ip: 10.0.1.1 }", "{ }"),

@@ -116,6 +116,7 @@ items = st.one_of(
         st.builds(A.RequireStmt, names, st.none(), st.none()),
         st.builds(A.RequireStmt, names, st.sampled_from(["<=", ">=", "<"]), exprs),
         st.builds(A.FromStmt, st.lists(names, min_size=1, max_size=3).map(tuple)),
+        st.builds(A.ReplyStmt, st.one_of(st.sampled_from(["forward", "drop"]), names)),
         chains), max_size=4).map(tuple)),
 )
 modules = st.builds(A.Module, st.lists(items, max_size=5).map(tuple))
@@ -207,10 +208,11 @@ def scenarios(draw):
         ports = draw(st.one_of(st.none(), st.lists(st.integers(1, 65535), min_size=1,
                                                    max_size=3, unique=True)))
         secure = any(name == "Blocklist" for name, _ in steps) and draw(st.booleans())
-        services.append((f"svc{k}", dst, steps, ports, secure))
+        reply = draw(st.sampled_from([None, "forward", "drop"]))
+        services.append((f"svc{k}", dst, steps, ports, secure, reply))
     # services delivering to one endpoint share its egress queue: keep their DualQs equal
     first_q: dict[str, dict] = {}
-    for _name, dst, steps, _, _ in services:
+    for _name, dst, steps, *_ in services:
         for i, (fn, args) in enumerate(steps):
             if fn == "DualQ":
                 steps[i] = (fn, first_q.setdefault(dst, args))
@@ -228,13 +230,15 @@ def _as_text(n_switches, endpoints, services) -> str:
     lines += [f"  link {n} -- s{sw}.{2 + j} {{ bandwidth: 1Gbps, delay: 1ms }}"
               for j, (n, _, _, sw) in enumerate(endpoints)]
     lines.append("}")
-    for name, dst, steps, ports, secure in services:
+    for name, dst, steps, ports, secure, reply in services:
         match = f"ipv4.dst == {dst}"
         if ports:
             match += " and tcp.dport in {" + ", ".join(map(str, ports)) + "}"
         lines += [f"service {name} on t {{", f"  match {match}", "  require latency <= 1s"]
         if secure:
             lines.append("  require secure")
+        if reply:
+            lines.append(f"  reply {reply}")
         chain = []
         for fn, args in steps:
             rendered = ", ".join(
@@ -256,14 +260,14 @@ def _as_api(n_switches, endpoints, services) -> mo.Program:
         t.link(nodes[n], switches[sw].port(2 + j), bandwidth="1Gbps", delay="1ms")
     functions = {"Blocklist": sec.Blocklist, "RateLimit": sec.RateLimit, "DualQ": l4s.DualQ}
     built = []
-    for name, dst, steps, ports, secure in services:
+    for name, dst, steps, ports, secure, reply in services:
         match = mo.f.ipv4.dst == nodes[dst]
         if ports:
             match = match & mo.f.tcp.dport.isin(set(ports))
         chain = mo.Chain([functions[fn](**args) for fn, args in steps]) >> fwd.Forward(
             to=nodes[dst])
         built.append(mo.Service(name, on=t, match=match, latency="1s", secure=secure,
-                                chain=chain))
+                                chain=chain, reply=reply))
     return mo.Program(t, built)
 
 
@@ -285,10 +289,11 @@ def test_api_and_text_give_equal_ir(scenario):
 def test_scenario_generator_builds_checkable_programs():
     scenario = (1, [("e0", "10.0.0.1", True, 0), ("e1", "10.0.1.1", False, 0)],
                 [("svc0", "e1", [("Blocklist", {"prefixes": ["203.0.113.0/24"]}),
-                                 ("DualQ", {"classic_target": "15ms"})], [80], True)])
+                                 ("DualQ", {"classic_target": "15ms"})], [80], True, "drop")])
     program = check_module(parse(_as_text(*scenario)).module)
     assert program.ok, program.diagnostics
     (svc,) = program.program.services
     assert [f.name for f in svc.chain] == ["Blocklist", "DualQ", "Forward"]
+    assert not svc.replies  # `reply drop`
     assert svc.chain[1].args["classic_target"].ms == 15
     assert Decimal(str(svc.chain[1].args["alpha"])).quantize(Decimal("0.001")) == Decimal("0.150")

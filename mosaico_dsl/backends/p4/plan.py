@@ -19,6 +19,8 @@ from ...aqm.dualq import DualQConstants, fold_steps
 from ...diagnostics import Diagnostic, Note, error
 from ...ir import _ir as I
 from ...ir.graph import shortest_path
+from ...ir.predicate import Predicate
+from ...ir.reply import reply_match
 from ...ir.values import AclRule, NodeRef
 from ...place import Placement
 from . import matching
@@ -90,10 +92,21 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Classifier:
+    """The ingress classifier: a service's traffic (``classify``), the replies of services
+    (``reply_*``, only those this switch uses: onwards on the reply path, or to the source,
+    with or without its MAC address) and everything else (``unclassified``: dropped)."""
+
     table: Table
     classify: Action
     unclassified: Action
     dropped: Counter
+    reply_transit: Action | None = None
+    reply_route: Action | None = None
+    reply_route_port: Action | None = None
+
+    @property
+    def delivers_replies(self) -> bool:
+        return self.reply_route is not None or self.reply_route_port is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +428,7 @@ SUPPORTED: dict[str, Builder] = {
 # Library files every program includes, then the per-function ones in this order.
 _BASE_LIBRARIES = ("mosaico/headers.p4", "mosaico/parser.p4", "mosaico/checksum.p4",
                    "mosaico/deparser.p4")
+_FORWARD_LIBRARY = "std/fwd/forward.p4"  # also delivers replies to their source
 _LIBRARY_ORDER = ("std/security/blocklist.p4", "std/security/allowlist.p4",
                   "std/security/acl.p4", "std/security/ratelimit.p4",
                   "std/security/synguard.p4", "std/l4s/dualq.p4", "std/l4s/fifo.p4",
@@ -451,6 +465,35 @@ def _passes(program: I.Program, placement: Placement, switch: str) -> list[_Pass
                 out.append(_Pass(svc, route.source, visits[i - 1].node, visits[i + 1].node,
                                  mine, first))
                 first = False
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _ReplyHop:
+    """A reply path's visit to the switch: replies of ``service`` to ``source`` come from
+    ``prev_node`` and go on to ``next_node`` — the source itself when ``deliver``."""
+
+    service: I.Service
+    source: str
+    prev_node: str
+    next_node: str
+    deliver: bool
+    predicate: Predicate
+
+
+def _reply_hops(program: I.Program, placement: Placement, topology: I.Topology,
+                switch: str) -> list[_ReplyHop]:
+    out: list[_ReplyHop] = []
+    for svc in program.services:
+        if not svc.replies or svc.topology != topology.name:
+            continue
+        for route in placement.routes_of(svc.name):
+            path = route.reply_nodes
+            for i in range(1, len(path) - 1):
+                if path[i] == switch:
+                    out.append(_ReplyHop(svc, route.source, path[i - 1], path[i + 1],
+                                         i + 2 == len(path),
+                                         reply_match(svc, topology, (route.source,))))
     return out
 
 
@@ -520,7 +563,9 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
     classify = ctx.action("classify", Param("service", 8), Param("segment", 8),
                           Param("next_port", PORT_BITS))
     unclassified = ctx.action("unclassified")
-    pred_keys = matching.keys_for(p.service.match for p in passes)
+    hops = _reply_hops(ctx.program, ctx.placement, ctx.topology, ctx.switch.name)
+    pred_keys = matching.keys_for([*(p.service.match for p in passes),
+                                   *(h.predicate for h in hops)])
     port_key = Key("ingress_port", "standard_metadata.ingress_port", "exact", PORT_BITS)
     keys = (port_key, *pred_keys)
     dropped = ctx.counter("unclassified_packets", 1)
@@ -552,6 +597,9 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
             for p in seg_passes[key]:
                 _attach_queue(ctx, step, ctx.port_to(p.next_node))
 
+    # Service traffic takes precedence over replies: a packet some service matches is that
+    # service's, even when it also answers another service's traffic.
+    n = len(services)
     classifier_entries: list[TableEntry] = []
     arriving: dict[int, str] = {}  # index in classifier_entries -> service
     draft = Table(0, "", keys, (classify,), unclassified, 1)
@@ -562,7 +610,7 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
             out_port = ctx.port_to(p.next_node)
             if in_port is None or out_port is None:  # pragma: no cover - routes follow links
                 raise _PlanError(f"route through {ctx.switch.name} uses a missing link")
-            priority = len(services) - services.index(p.service.name)
+            priority = 2 * n - services.index(p.service.name)
             for m in matching.matches_for(p.service.match, pred_keys):
                 e = TableEntry(draft, (Match(port_key, in_port), *m), classify,
                                (sid, segment, out_port), priority,
@@ -574,9 +622,32 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
                     classifier_entries.append(e)
                 if p.first:
                     arriving[same[0]] = p.service.name
-    table = Table(classifier_id, "classifier", keys, (classify,), unclassified,
+    reply_actions = _reply_actions(ctx, hops)
+    reply_entries: list[TableEntry] = []
+    for h in hops:
+        in_port, out_port = ctx.port_to(h.prev_node), ctx.port_to(h.next_node)
+        if in_port is None or out_port is None:  # pragma: no cover - routes follow links
+            raise _PlanError(f"reply path through {ctx.switch.name} uses a missing link")
+        nxt = ctx.topology.node(h.next_node)
+        if not h.deliver:
+            action, args = reply_actions["transit"], (out_port,)
+        elif isinstance(nxt, I.Endpoint) and nxt.mac is not None:
+            action, args = reply_actions["route"], (out_port, nxt.mac.as_int)
+        else:
+            action, args = reply_actions["route_port"], (out_port,)
+        for m in matching.matches_for(h.predicate, pred_keys):
+            e = TableEntry(draft, (Match(port_key, in_port), *m), action, args,
+                           n - services.index(h.service.name),
+                           f"reply of {h.service.name} to {h.source} (port {in_port}, from "
+                           f"{h.prev_node}): back towards {h.next_node}")
+            if all(x.matches != e.matches for x in reply_entries):
+                reply_entries.append(e)
+    classifier_entries += reply_entries
+    actions = (classify, *(a for a in reply_actions.values() if a is not None))
+    table = Table(classifier_id, "classifier", keys, actions, unclassified,
                   max(64, len(classifier_entries)), classifier_hits)
-    classifier = Classifier(table, classify, unclassified, dropped)
+    classifier = Classifier(table, classify, unclassified, dropped, reply_actions["transit"],
+                            reply_actions["route"], reply_actions["route_port"])
     entries = [TableEntry(table, e.matches, e.action, e.args, e.priority, e.comment)
                for e in classifier_entries]
 
@@ -589,11 +660,33 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
 
     units = _dualq_units(ctx)
     used = {s.library for seg in segments for s in seg.steps}
+    if classifier.delivers_replies:
+        used.add(_FORWARD_LIBRARY)
     libraries = (*_BASE_LIBRARIES, *(lib for lib in _LIBRARY_ORDER if lib in used))
     return SwitchPlan(ctx.switch, ctx.topology, classifier, tuple(segments), units,
                       (*entries, *ctx.entries), tuple(ctx.meter_configs),
                       tuple(ctx.clone_sessions), tuple(sorted(ctx.queue_buffers.items())),
                       libraries, tuple((svc, entries[i]) for i, svc in sorted(arriving.items())))
+
+
+def _reply_actions(ctx: _Ctx, hops: list[_ReplyHop]) -> dict[str, Action | None]:
+    """The classifier's reply actions this switch needs (declared after every other action,
+    so a program without replies keeps its ids)."""
+    def needs(kind: str) -> bool:
+        for h in hops:
+            nxt = ctx.topology.node(h.next_node)
+            has_mac = isinstance(nxt, I.Endpoint) and nxt.mac is not None
+            if kind == ("transit" if not h.deliver else "route" if has_mac else "route_port"):
+                return True
+        return False
+
+    port = Param("port", PORT_BITS)
+    return {
+        "transit": ctx.action("reply_transit", port) if needs("transit") else None,
+        "route": ctx.action("reply_route", port, Param("dmac", 48, "mac"))
+        if needs("route") else None,
+        "route_port": ctx.action("reply_route_port", port) if needs("route_port") else None,
+    }
 
 
 def _dualq_units(ctx: _Ctx) -> tuple[DualQUnit, ...]:

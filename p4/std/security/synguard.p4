@@ -4,6 +4,10 @@
 #ifndef MOSAICO_STD_SYNGUARD_P4
 #define MOSAICO_STD_SYNGUARD_P4
 
+// Here, not in headers.p4: p4c warns about constants a program declares but never uses.
+const bit<8> TCP_FLAG_SYN = 8w0x02;
+const bit<8> TCP_FLAG_ACK = 8w0x10;
+
 control MosaicoSynGuard(in headers_t hdr, inout mosaico_meta_t m, in bit<48> now,
                         inout bit<32> syns, inout bit<48> window_start, out bool dropped)
                        (bit<32> max_syns, bit<48> interval_us) {

@@ -141,3 +141,32 @@ def test_two_services_detour_through_the_vnf_host():
     assert s1.send(1, **game, dscp=8).dropped
     web = s1.send(2, src="10.0.1.2", dst="10.0.2.1", dport=80, ecn=3)
     assert _out(web) == 0 and web.fields["standard_metadata.priority"] == 1
+
+
+def test_flagship_replies_return_to_their_source_and_nothing_else_does():
+    s1 = Switch("secure_l4s", "s1")
+    # The server's SYN-ACK to the Classic client: the reverse 5-tuple of web_ll's traffic.
+    synack = s1.send(0, src="10.0.2.1", dst="10.0.1.2", sport=80, dport=40000, flags=0x12,
+                     ecn=0)
+    assert _out(synack) == 2  # the client's port
+    assert synack.fields["hdr.ipv4.ttl"] == 63  # delivered like a Forward step delivers
+    assert synack.fields.get("meta.mosaico.aqm", 0) == 0  # no function, no queue discipline
+    assert not any(t.startswith("web_ll_") for t in synack.applied)
+    assert _out(s1.send(0, src="10.0.2.1", dst="10.0.1.1", sport=443, dport=51000)) == 1
+    # Not replies: another source port, another client address, from a client's port,
+    # UDP — dropped and counted like any unclassified packet.
+    assert s1.send(0, src="10.0.2.1", dst="10.0.1.2", sport=22, dport=40000).dropped
+    assert s1.send(0, src="10.0.2.1", dst="10.9.9.9", sport=80, dport=40000).dropped
+    assert s1.send(1, src="10.0.2.1", dst="10.0.1.2", sport=80, dport=40000).dropped
+    assert s1.send(0, src="10.0.2.1", dst="10.0.1.2", l4="udp", sport=80).dropped
+    assert s1.counters["unclassified_packets"][0] == 4
+
+
+def test_replies_skip_the_detour_and_get_the_source_mac():
+    s1 = Switch("two_services", "s1")
+    # gaming detours s1 → nfvi1 → s1 to run SynGuard; its replies run nothing: straight back.
+    reply = s1.send(3, src="10.0.3.1", dst="10.0.1.1", l4="udp", sport=27015, dport=5000)
+    assert _out(reply) == 1
+    assert reply.fields["hdr.ethernet.dst"] == 0x020000000101  # alice's declared MAC
+    # gaming serves alice and bob only (`from alice, bob`): no reply path to the web server.
+    assert s1.send(3, src="10.0.3.1", dst="10.0.2.1", l4="udp", sport=27015).dropped

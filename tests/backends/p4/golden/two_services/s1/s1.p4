@@ -33,6 +33,15 @@ control MosaicoIngress(inout headers_t hdr, inout metadata_t meta,
         meta.mosaico.segment = segment;
         meta.mosaico.next_port = next_port;
     }
+    @id(0x0100000b) @name("reply_route")
+    action reply_route(bit<9> port, bit<48> dmac) {
+        meta.mosaico.reply = 1w1;
+        meta.mosaico.next_port = port;
+        meta.mosaico.forward_hit = 1w1;
+        meta.mosaico.forward_port = port;
+        meta.mosaico.forward_rewrite_mac = 1w1;
+        meta.mosaico.forward_dmac = dmac;
+    }
     @id(0x01000002) @name("unclassified")
     action unclassified() {
         meta.mosaico.service = 8w0;
@@ -45,21 +54,27 @@ control MosaicoIngress(inout headers_t hdr, inout metadata_t meta,
         key = {
             standard_metadata.ingress_port : exact @name("ingress_port");
             hdr.ipv4.isValid() : ternary @name("ipv4.$valid$");
+            hdr.ipv4.src : ternary @name("ipv4.src");
             hdr.ipv4.dst : ternary @name("ipv4.dst");
             hdr.ipv4.dscp : range @name("ipv4.dscp");
             hdr.tcp.isValid() : ternary @name("tcp.$valid$");
+            hdr.tcp.sport : range @name("tcp.sport");
             hdr.tcp.dport : range @name("tcp.dport");
             hdr.udp.isValid() : ternary @name("udp.$valid$");
+            hdr.udp.sport : range @name("udp.sport");
             hdr.udp.dport : range @name("udp.dport");
         }
         actions = {
             classify;
+            reply_route;
             @defaultonly unclassified;
         }
         default_action = unclassified();
         counters = classifier_hits;
         size = 64;
     }
+    // Delivers a reply to its source as std.fwd.Forward delivers service traffic (TTL, MACs).
+    MosaicoForward() reply_delivery;
 
     // web_ll/0: std.security.Blocklist
     @id(0x01000003) @name("web_ll_0_blocklist_listed")
@@ -179,7 +194,14 @@ control MosaicoIngress(inout headers_t hdr, inout metadata_t meta,
             mark_to_drop(standard_metadata);
         } else {
             classifier.apply();
-            if (meta.mosaico.service == 8w0) {
+            if (meta.mosaico.reply == 1w1) {
+                // a reply, back along the reverse of its service's route: no function runs
+                standard_metadata.egress_spec = meta.mosaico.next_port;
+                if (meta.mosaico.forward_hit == 1w1) {
+                    reply_delivery.apply(hdr, meta.mosaico, standard_metadata);
+                }
+            }
+            else if (meta.mosaico.service == 8w0) {
                 mark_to_drop(standard_metadata);
             }
             else if (meta.mosaico.service == 8w1 && meta.mosaico.segment == 8w0) {
