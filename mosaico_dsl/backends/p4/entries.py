@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from ...p4proto import p4r as R
+from .bmv2 import queue_settings
 from .model import Match, TableEntry
 from .plan import SwitchPlan
 from .render import environment
@@ -121,9 +122,11 @@ def cli_entries(plan: SwitchPlan) -> tuple[CliEntry, ...]:
 
 
 def entries_cli(plan: SwitchPlan) -> str:
-    """``entries.txt``: simple_switch_CLI commands (lines starting with # are comments)."""
+    """``entries.txt``: simple_switch_CLI commands (lines starting with # are comments): table
+    entries, meter rates, clone sessions, and each port's queue rate and depth."""
     return environment().get_template("bmv2/entries.txt.j2").render(
-        plan=plan, entries=cli_entries(plan), meters=_meter_rates(plan))
+        plan=plan, entries=cli_entries(plan), meters=_meter_rates(plan),
+        queues=queue_settings(plan))
 
 
 def _meter_rates(plan: SwitchPlan):

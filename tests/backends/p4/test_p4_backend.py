@@ -127,12 +127,16 @@ def test_queue_rate_and_depth_follow_links_and_buffers():
     assert qs[0].depth == qs[0].rate_pps * 250_000 // 1_000_000  # DualQ default buffer 250 ms
     assert qs[3].depth == qs[3].rate_pps * 20_000 // 1_000_000  # Fifo(buffer: 20ms)
     assert qs[1].depth is None  # no queue function: BMv2's default depth
-    script = compiled(ROOT / "examples" / "two_services.mosaico").artifacts["s1/run-bmv2.sh"]
-    text = script.decode()
+    artifacts = compiled(ROOT / "examples" / "two_services.mosaico").artifacts
+    text = artifacts["s1/run-bmv2.sh"].decode()
     assert f"assuming {PACKET_BYTES}-byte packets" in text.replace("\n# ", " ")
-    assert f"set_queue_rate {qs[0].rate_pps} 0" in text
-    assert f"set_queue_depth {qs[0].depth} 0" in text
     assert "--priority-queues 2" in text
+    # entries.txt carries the queue settings with the rest of the runtime state, so the
+    # script and the local target's BMv2 load the same commands
+    cli = artifacts["s1/entries.txt"].decode().splitlines()
+    assert f"set_queue_rate {qs[0].rate_pps} 0" in cli
+    assert f"set_queue_depth {qs[0].depth} 0" in cli
+    assert not any(line.startswith("set_queue_depth") and line.endswith(" 1") for line in cli)
 
 
 def test_switch_queue_rate_overrides_links():

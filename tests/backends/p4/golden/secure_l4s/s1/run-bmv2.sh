@@ -14,7 +14,8 @@
 # each port's rate (the switch's queue_rate) assuming 1500-byte packets (MTU-sized bulk
 # traffic): pps = ceil(bit/s / (8 * 1500)). Smaller packets leave faster than the
 # link's bit rate would allow. Queue depths come from the queue function's buffer (time at the
-# port's rate).
+# port's rate). entries.txt sets
+# both (set_queue_rate, set_queue_depth) with the rest of the runtime state.
 #
 # Priority queues: `--priority-queues` is an option of the simple_switch *target*, so it goes
 # after `--`, behind the JSON (targets/simple_switch/main.cpp). simple_switch_grpc gained it
@@ -77,14 +78,7 @@ until echo | "$BMV2_CLI" --thrift-port 9090 >/dev/null 2>&1; do
     sleep 0.1
 done
 
-{
-    grep -v '^#' entries.txt
-    echo "set_queue_rate 1000 0"  # switch queue_rate 12Mbps / 1500 B
-    echo "set_queue_depth 250 0"  # 250000 us of buffer at 1000 pps
-    echo "set_queue_rate 1000 1"  # switch queue_rate 12Mbps / 1500 B
-    echo "set_queue_rate 1000 2"  # switch queue_rate 12Mbps / 1500 B
-    echo "set_queue_rate 1000 3"  # switch queue_rate 12Mbps / 1500 B
-    echo "set_queue_rate 1000 4"  # switch queue_rate 12Mbps / 1500 B
-} | "$BMV2_CLI" --thrift-port 9090
+# entries.txt: table entries, meters, clone sessions, queue rates and depths.
+grep -v '^#' entries.txt | "$BMV2_CLI" --thrift-port 9090
 
 wait "$SWITCH_PID"

@@ -14,7 +14,8 @@
 # each port's rate (the link's) assuming 1500-byte packets (MTU-sized bulk
 # traffic): pps = ceil(bit/s / (8 * 1500)). Smaller packets leave faster than the
 # link's bit rate would allow. Queue depths come from the queue function's buffer (time at the
-# port's rate).
+# port's rate). entries.txt sets
+# both (set_queue_rate, set_queue_depth) with the rest of the runtime state.
 #
 # Priority queues: `--priority-queues` is an option of the simple_switch *target*, so it goes
 # after `--`, behind the JSON (targets/simple_switch/main.cpp). simple_switch_grpc gained it
@@ -77,15 +78,7 @@ until echo | "$BMV2_CLI" --thrift-port 9090 >/dev/null 2>&1; do
     sleep 0.1
 done
 
-{
-    grep -v '^#' entries.txt
-    echo "set_queue_rate 1667 0"  # 20Mbps link / 1500 B
-    echo "set_queue_depth 416 0"  # 250000 us of buffer at 1667 pps
-    echo "set_queue_rate 83334 1"  # 1Gbps link / 1500 B
-    echo "set_queue_rate 83334 2"  # 1Gbps link / 1500 B
-    echo "set_queue_rate 8334 3"  # 100Mbps link / 1500 B
-    echo "set_queue_depth 166 3"  # 20000 us of buffer at 8334 pps
-    echo "set_queue_rate 833334 5"  # 10Gbps link / 1500 B
-} | "$BMV2_CLI" --thrift-port 9090
+# entries.txt: table entries, meters, clone sessions, queue rates and depths.
+grep -v '^#' entries.txt | "$BMV2_CLI" --thrift-port 9090
 
 wait "$SWITCH_PID"
