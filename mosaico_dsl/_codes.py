@@ -101,6 +101,7 @@ CODES: dict[str, str] = {
     "E1216": "invalid P4Info or entries",
     "E1217": "invalid TLS configuration",
     "E1218": "OpenStack stack parameter missing or invalid",
+    "E1219": "BMv2 data plane unavailable",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",

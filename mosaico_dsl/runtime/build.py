@@ -28,6 +28,8 @@ class SwitchArtifacts:
     address: str | None
     device_id: int
     directory: Path
+    thrift_port: int = 9090  # BMv2's Thrift port (the local target's BMv2, in its namespace)
+    priority_queues: int = 1
 
     @property
     def p4info(self) -> Path:
@@ -143,7 +145,9 @@ def load_build(path: Path | str, addresses: Mapping[str, str] | None = None) -> 
             if (d / "p4info.txtpb").is_file():
                 switches.append(SwitchArtifacts(sw["name"],
                                                 addresses.get(sw["name"], sw.get("p4runtime")),
-                                                int(sw.get("device_id", 1)), d))
+                                                int(sw.get("device_id", 1)), d,
+                                                int(sw.get("thrift_port") or 9090),
+                                                int(sw.get("priority_queues") or 1)))
         for h in topo.get("hosts", []):
             d = root / h["name"]
             if d.is_dir():

@@ -63,6 +63,10 @@ def _options(require_build: bool) -> Callable:
                          help="TLS: name to verify in the switch certificate."),
             click.option("--local-prefix", default=None,
                          help="Local target: namespace name prefix (default: local.json's)."),
+            click.option("--data-plane", type=click.Choice(("bmv2", "linux")), default=None,
+                         help="Local target: run each P4 switch's program on BMv2, or the "
+                              "Linux stand-in (nftables, tc). Default: as last deployed, "
+                              "else BMv2 when its tools are on PATH."),
         ]
         for d in reversed(decorators):
             fn = d(fn)
@@ -120,7 +124,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
                 raise CompileError([error(
                     "E1215", f"{build.root} has no local target plan (local.json)",
                     hint="compile with the vnf backend, or choose another --target")])
-            out.append(LocalTarget(build, prefix=opts["local_prefix"]))
+            out.append(LocalTarget(build, prefix=opts["local_prefix"],
+                                   data_plane=opts["data_plane"]))
     return out
 
 

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .p4runtime import SwitchConnection
     from .schema import Schema
 
-__all__ = ["Metrics", "StatusRow", "render_status", "read_switch_metrics", "missing_sources"]
+__all__ = ["Metrics", "StatusRow", "render_status", "read_switch_metrics", "missing_sources",
+           "metric_scopes", "source_key", "entry_key", "aggregate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,9 @@ def render_status(rows: Sequence[StatusRow]) -> str:
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 
 
-def _entry_key(table_id: int, entry: p4r.TableEntry | Mapping) -> str:
+def entry_key(table_id: int, entry: p4r.TableEntry | Mapping) -> str:
+    """A table entry's identity without its action and data: what a direct counter cell of
+    the metrics map (``Source.entry``) names."""
     te = p4r.TableEntry()
     if isinstance(entry, p4r.TableEntry):
         te.CopyFrom(entry)
@@ -100,10 +103,27 @@ def _entry_key(table_id: int, entry: p4r.TableEntry | Mapping) -> str:
     return identity(canonical(p4r.Entity(table_entry=te)))
 
 
-def _key(src: Source) -> tuple:
+def source_key(src: Source) -> tuple:
+    """What identifies the value of ``src`` on the switch, whoever reads it."""
     if src.object == "direct_counter":
-        return (src.object, src.table_id, _entry_key(src.table_id, json.loads(src.entry)))
+        return (src.object, src.table_id, entry_key(src.table_id, json.loads(src.entry)))
     return (src.object, src.id, src.index)
+
+
+def metric_scopes(metrics: SwitchMetrics, instances: bool = False) -> dict[str, Scope]:
+    """``"*"`` → the switch's scope, service name → its own and, with ``instances``, each
+    function instance id (``web_ll/0``) → its own."""
+    out: dict[str, Scope] = {"*": metrics.node, **{s.service: s.scope
+                                                   for s in metrics.services}}
+    if instances:
+        out.update({i.instance: i.scope for s in metrics.services for i in s.instances})
+    return out
+
+
+def aggregate(scopes: Mapping[str, Scope], values: Mapping[tuple, int]) -> dict[str, Metrics]:
+    """Each scope's metrics from the values read, keyed by :func:`source_key`."""
+    keys = {src: source_key(src) for sc in scopes.values() for src in sc.sources}
+    return {name: _aggregate(scope, keys, values) for name, scope in scopes.items()}
 
 
 def missing_sources(metrics: SwitchMetrics, schema: Schema) -> list[str]:
@@ -122,11 +142,9 @@ def missing_sources(metrics: SwitchMetrics, schema: Schema) -> list[str]:
 async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics
                               ) -> dict[str, Metrics]:
     """``"*"`` → the switch's totals, service name → its own, read live."""
-    scopes: dict[str, Scope] = {"*": metrics.node, **{s.service: s.scope
-                                                      for s in metrics.services}}
-    keys = {src: _key(src) for sc in scopes.values() for src in sc.sources}
+    scopes = metric_scopes(metrics)
     queries: dict[tuple, p4r.Entity] = {}
-    for src in keys:
+    for src in {src for sc in scopes.values() for src in sc.sources}:
         if src.object == "counter":
             queries[("c", src.id)] = p4r.Entity(counter_entry=p4r.CounterEntry(
                 counter_id=src.id))
@@ -150,8 +168,8 @@ async def read_switch_metrics(conn: SwitchConnection, metrics: SwitchMetrics
         elif which == "direct_counter_entry":
             d = e.direct_counter_entry
             values[("direct_counter", d.table_entry.table_id,
-                    _entry_key(d.table_entry.table_id, d.table_entry))] = d.data.packet_count
-    return {name: _aggregate(scope, keys, values) for name, scope in scopes.items()}
+                    entry_key(d.table_entry.table_id, d.table_entry))] = d.data.packet_count
+    return aggregate(scopes, values)
 
 
 def _aggregate(scope: Scope, keys: Mapping[Source, tuple], values: Mapping[tuple, int]

@@ -55,6 +55,13 @@ c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 print(c.recv(5).decode())
 """
 
+UDP_PROBE = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3):
+    s.sendto(b"probe", (sys.argv[1], int(sys.argv[2])))
+"""
+
 
 def tcp_reaches(prefix: str, ip: str, port: int) -> bool:
     server = subprocess.Popen(["ip", "netns", "exec", f"{prefix}server", sys.executable, "-c",
@@ -81,8 +88,12 @@ def test_deploy_status_destroy(compiled, prefix, state_path):
     assert f"+ namespace {prefix}s1 (switch s1)" in r.output
     plan = json.loads((compiled / "local.json").read_text())
     assert namespaces(prefix) == {prefix + ns["name"] for ns in plan["namespaces"]}
-    # The topology is really wired: the client reaches the server across s1 and s2.
+    # The topology is really wired: the client reaches the server across s1 and s2 (and
+    # the server's replies come back: `web` forwards them).
     assert tcp_reaches(prefix, "10.0.2.1", 443)
+    # What no service matches is dropped at the first switch and counted there.
+    subprocess.run(["ip", "netns", "exec", f"{prefix}client", sys.executable, "-c",
+                    UDP_PROBE, "10.0.2.1", "9"], check=True, timeout=20)
 
     again = mosaico("deploy", str(compiled), *args)
     assert again.exit_code == 0 and "Nothing to do" in again.output
@@ -92,6 +103,8 @@ def test_deploy_status_destroy(compiled, prefix, state_path):
     assert s1 and all(r["state"] == "running" for r in s1)
     assert any(r["service"] == "web" for r in s1)
     assert all(isinstance(r["packets"], int) for r in s1 if r["service"] == "web")
+    s1_total = next(r for r in s1 if r["service"] == "*")
+    assert s1_total["drops"] == 3  # the probes: unclassified (nothing else was dropped)
 
     subprocess.run(["ip", "netns", "del", f"{prefix}server"], check=True)
     drift = mosaico("plan", str(compiled), *args)

@@ -64,5 +64,6 @@ def queue_settings(plan: SwitchPlan) -> tuple[QueueSetting, ...]:
 def run_script(plan: SwitchPlan) -> str:
     sw = plan.switch
     return environment().get_template("bmv2/run-bmv2.sh.j2").render(
-        plan=plan, version=__version__, links=_links(plan), packet_bytes=PACKET_BYTES, grpc_address=sw.p4runtime or "0.0.0.0:9559",
+        plan=plan, version=__version__, links=_links(plan), packet_bytes=PACKET_BYTES,
+        grpc_address=sw.p4runtime or "0.0.0.0:9559",
         rate_source="the switch's queue_rate" if sw.queue_rate is not None else "the link's")

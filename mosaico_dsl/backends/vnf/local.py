@@ -35,16 +35,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from ...units import Bandwidth, Time
+from . import localswitch
 from ._shell import LocalTargetError, netns_exec, run
+from ._templates import render
 from .localplan import LocalPlan, PolicyRoute, RouteEntry
+from .localswitch import RunningSwitch, SwitchProgram
 from .nftlive import delete_tables, differs, live_tables, reload_ruleset, ruleset_tables
 
 __all__ = ["Deployment", "LocalTargetError", "Step", "Changes", "Drift", "ADD", "MODIFY",
            "DELETE", "apply", "apply_changes", "diff", "undo", "inspect", "reload_ruleset",
-           "destroy", "read_counters", "load_plan", "namespace_names", "netns_exec"]
+           "destroy", "read_counters", "load_plan", "namespace_names", "netns_exec",
+           "switch_programs", "port_mac"]
 
 _TOOLS = ("ip", "nft", "tc")
 ADD, MODIFY, DELETE = "add", "modify", "delete"
@@ -56,6 +61,7 @@ class Deployment:
     namespaces: tuple[str, ...]  # namespaces created, in creation order
     qdiscs: tuple[tuple[str, str, str], ...]  # (namespace, device, qdisc) installed by tc.sh
     warnings: tuple[str, ...]
+    switches: tuple[RunningSwitch, ...] = ()  # BMv2 switches started
 
 
 def load_plan(build_dir: str | Path) -> LocalPlan:
@@ -65,6 +71,19 @@ def load_plan(build_dir: str | Path) -> LocalPlan:
     files = {p: (root / p).read_text(encoding="utf-8") for p in doc.get("files", {})
              if (root / p).is_file()}
     return LocalPlan.from_json(doc, files)
+
+
+def switch_programs(build_dir: str | Path) -> dict[str, SwitchProgram]:
+    """Every switch of the build that has a P4 program (``<switch>/<switch>.p4``), ready to
+    run on BMv2: ``apply(plan, switches=switch_programs(build))``."""
+    root = Path(build_dir)
+    ir = json.loads((root / "ir.json").read_text(encoding="utf-8"))
+    return {sw["name"]: localswitch.load_program(
+                root / sw["name"], device_id=int(sw.get("device_id") or 0),
+                thrift_port=int(sw.get("thrift_port") or 9090),
+                priority_queues=int(sw.get("priority_queues") or 1))
+            for topo in ir.get("topologies", []) for sw in topo.get("switches", [])
+            if (root / sw["name"] / f"{sw['name']}.p4").is_file()}
 
 
 def namespace_names(plan: LocalPlan, prefix: str | None = None) -> dict[str, str]:
@@ -124,13 +143,25 @@ class _Addressing:
     interfaces: tuple[tuple[str, str, str], ...]  # (device, address/32, peer address)
     routes: tuple[RouteEntry, ...]
     policy_routes: tuple[PolicyRoute, ...]
+    # A BMv2 switch's ports: up, with a fixed MAC address and no IP address (device, MAC).
+    ports: tuple[tuple[str, str], ...] = ()
+    # Devices facing a BMv2 port, which answers no ARP: a permanent neighbour entry for the
+    # port's address (device, address, MAC); the device also accepts every unicast frame
+    # and sends complete checksums (BMv2 forwards what a packet socket reads).
+    neighbours: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def facing(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d for d, _, _ in self.neighbours))
 
     def without(self, devices: set[str]) -> _Addressing:
         """What is left when ``devices`` disappear (the kernel drops what used them)."""
         return _Addressing(self.namespace, self.forwarding,
                            tuple(i for i in self.interfaces if i[0] not in devices),
                            tuple(r for r in self.routes if r.device not in devices),
-                           tuple(p for p in self.policy_routes if p.device not in devices))
+                           tuple(p for p in self.policy_routes if p.device not in devices),
+                           tuple(p for p in self.ports if p[0] not in devices),
+                           tuple(n for n in self.neighbours if n[0] not in devices))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +184,26 @@ class _Qdisc:
     def __str__(self) -> str:
         if self.scripts:
             return "tc.sh " + ", ".join(name for _, _, name in self.scripts)
-        shaped = f"HTB {Bandwidth(self.rate_bps or 0)}"
+        if self.rate_bps is None:  # a BMv2 port: BMv2 paces, netem only delays
+            return f"netem {Time(self.delay_ns)}"
+        shaped = f"HTB {Bandwidth(self.rate_bps)}"
         return shaped + (f" + netem {Time(self.delay_ns)}" if self.delay_ns > 0 else "")
 
 
-_Resource = _Netns | _Veth | _Addressing | _Ruleset | _Qdisc
+@dataclass(frozen=True, slots=True)
+class _Switch:
+    """A BMv2 switch running the P4 program in a switch namespace."""
+
+    namespace: str
+    node: str
+    ports: tuple[tuple[int, str], ...]  # (BMv2 port, interface)
+    program: SwitchProgram
+
+    def __str__(self) -> str:
+        return f"bmv2 {self.node} in {self.namespace}"
+
+
+_Resource = _Netns | _Veth | _Addressing | _Ruleset | _Qdisc | _Switch
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +260,12 @@ class Drift:
     missing_tables: tuple[tuple[str, str, str], ...] = ()  # (namespace, ruleset, "ip T")
     changed_tables: tuple[tuple[str, str, str], ...] = ()
     tables_checked: bool = True  # False: not root, or nft missing
+    stopped_switches: tuple[tuple[str, str], ...] = ()  # (namespace, switch): BMv2 not running
 
     @property
     def empty(self) -> bool:
-        return not (self.missing_namespaces or self.missing_tables or self.changed_tables)
+        return not (self.missing_namespaces or self.missing_tables or self.changed_tables
+                    or self.stopped_switches)
 
 
 @dataclass(frozen=True)
@@ -227,17 +275,48 @@ class _View:
     addressing: Mapping[str, _Addressing] = field(default_factory=dict)
     rulesets: Mapping[tuple[str, str], _Ruleset] = field(default_factory=dict)
     qdiscs: Mapping[tuple[str, str], _Qdisc] = field(default_factory=dict)
+    switches: Mapping[str, _Switch] = field(default_factory=dict)
 
 
-def _view(plan: LocalPlan, prefix: str | None, shape: bool) -> _View:
+def port_mac(address: str) -> str:
+    """The MAC address mosaico gives a BMv2 port with transit address ``address``: locally
+    administered, ``02:6d`` and the four bytes of the address (unique per address)."""
+    packed = IPv4Address(address.partition("/")[0]).packed
+    return ":".join(f"{b:02x}" for b in (0x02, 0x6D, *packed))
+
+
+def _bmv2_view(ns, real: str, program: SwitchProgram, shape: bool, view: dict) -> None:
+    """A switch namespace whose switch runs BMv2: no addresses, routes, rulesets or tc
+    queues of its own — BMv2 forwards, filters and queues — only ports that are up, the
+    switch process on them, and netem delays where links have them (BMv2 paces the rate)."""
+    view["netns"][real] = _Netns(real, f"{ns.role} {ns.node}", False)
+    view["addressing"][real] = _Addressing(
+        real, False, (), (), (), tuple((i.name, port_mac(i.address)) for i in ns.interfaces))
+    if shape:
+        for itf in ns.interfaces:
+            if itf.delay_ns > 0:
+                view["qdiscs"][(real, itf.name)] = _Qdisc(real, itf.name, None, itf.delay_ns)
+    view["switches"][real] = _Switch(real, ns.node, ns.bmv2_ports, program)
+
+
+def _view(plan: LocalPlan, prefix: str | None, shape: bool,
+          switches: Mapping[str, SwitchProgram] | None = None) -> _View:
     names = namespace_names(plan, prefix)
-    netns, addressing, rulesets, qdiscs = {}, {}, {}, {}
+    switches = switches or {}
+    bmv2 = {ns.name for ns in plan.namespaces if ns.role == "switch" and ns.node in switches}
+    netns, addressing, rulesets, qdiscs, running = {}, {}, {}, {}, {}
+    parts = {"netns": netns, "addressing": addressing, "qdiscs": qdiscs, "switches": running}
     for ns in plan.namespaces:
         real = names[ns.name]
+        if ns.name in bmv2:
+            _bmv2_view(ns, real, switches[ns.node], shape, parts)
+            continue
         netns[real] = _Netns(real, f"{ns.role} {ns.node}", ns.forwarding)
         addressing[real] = _Addressing(
             real, ns.forwarding, tuple((i.name, i.address, i.peer_address)
-                                       for i in ns.interfaces), ns.routes, ns.policy_routes)
+                                       for i in ns.interfaces), ns.routes, ns.policy_routes,
+            neighbours=tuple((i.name, i.peer_address, port_mac(i.peer_address))
+                             for i in ns.interfaces if i.peer_namespace in bmv2))
         for path in ns.nftables:
             rulesets[(real, path)] = _Ruleset(real, path, plan.files[path])
         scripts: dict[str, list[tuple[str, str, str]]] = {}
@@ -254,13 +333,15 @@ def _view(plan: LocalPlan, prefix: str | None, shape: bool) -> _View:
         v = _Veth((names[lk.a_namespace], lk.a_interface), (names[lk.b_namespace],
                                                             lk.b_interface))
         veths[v.key] = v
-    return _View(netns, veths, addressing, rulesets, qdiscs)
+    return _View(netns, veths, addressing, rulesets, qdiscs, running)
 
 
 def _live(view: _View, drift: Drift) -> _View:
     """``view`` as the machine has it: without the namespaces and tables deleted by hand
-    (and without what vanished with them: the peer ends of their veths)."""
+    (and without what vanished with them: the peer ends of their veths, the switches running
+    inside), and without the switches that stopped."""
     gone = set(drift.missing_namespaces)
+    stopped = {ns for ns, _ in drift.stopped_switches}
     vanished = {side for v in view.veths.values() if v.a[0] in gone or v.b[0] in gone
                 for side in (v.a, v.b)}
     tables = {(ns, path) for ns, path, _ in drift.missing_tables}
@@ -270,27 +351,32 @@ def _live(view: _View, drift: Drift) -> _View:
         {k: a.without({d for ns, d in vanished if ns == k})
          for k, a in view.addressing.items() if k not in gone},
         {k: r for k, r in view.rulesets.items() if k[0] not in gone and k not in tables},
-        {k: q for k, q in view.qdiscs.items() if k[0] not in gone and k not in vanished})
+        {k: q for k, q in view.qdiscs.items() if k[0] not in gone and k not in vanished},
+        {k: w for k, w in view.switches.items() if k not in gone and k not in stopped})
 
 
 # --------------------------------------------------------------------------- diff
 
 
 def diff(old: LocalPlan | None, new: LocalPlan | None, *, old_prefix: str | None = None,
-         new_prefix: str | None = None, drift: Drift | None = None,
-         shape: bool = True) -> Changes:
+         new_prefix: str | None = None, drift: Drift | None = None, shape: bool = True,
+         old_switches: Mapping[str, SwitchProgram] | None = None,
+         new_switches: Mapping[str, SwitchProgram] | None = None) -> Changes:
     """The steps that turn the realisation of ``old`` (with ``old_prefix``, as ``drift``
-    says the machine has it) into that of ``new``; ``None`` is nothing.
+    says the machine has it) into that of ``new``; ``None`` is nothing. The switches named
+    in ``old_switches``/``new_switches`` run their P4 program on BMv2; the others are the
+    Linux stand-in.
 
-    Removals run first (queues, rulesets and addresses on what goes away, then veths, then
-    namespaces), additions after (namespaces, veths, addressing, rulesets, queues). A kept
-    namespace is touched only where it differs; a device whose veth is replaced is
-    reconfigured; a ruleset whose text changed is reloaded in place.
+    Removals run first (switches that stop or restart, queues, rulesets and addresses on
+    what goes away, then veths, then namespaces), additions after (namespaces, veths,
+    addressing, rulesets, queues, switches). A kept namespace is touched only where it
+    differs; a device whose veth is replaced is reconfigured; a ruleset whose text changed
+    is reloaded in place; a switch whose program or ports changed is restarted.
     """
-    a = _view(old, old_prefix, shape) if old is not None else _View()
+    a = _view(old, old_prefix, shape, old_switches) if old is not None else _View()
     if drift is not None:
         a = _live(a, drift)
-    b = _view(new, new_prefix, shape) if new is not None else _View()
+    b = _view(new, new_prefix, shape, new_switches) if new is not None else _View()
     forced = {(ns, path) for ns, path, _ in drift.changed_tables} if drift else set()
     if new is not None:
         prefix = new.prefix if new_prefix is None else new_prefix
@@ -304,7 +390,19 @@ def diff(old: LocalPlan | None, new: LocalPlan | None, *, old_prefix: str | None
         return {d for n, d in going if n == ns}
 
     out: list[Step] = []
-    # -- removals
+    # -- removals: a switch stops before its ports or namespace go
+    restart: dict[str, str] = {}
+    for key, w in a.switches.items():
+        n = b.switches.get(key) if key in kept else None
+        if n is None:
+            out.append(Step(DELETE, str(w), w, None))
+            continue
+        why = "program changed" if n.program != w.program else \
+            "ports changed" if n.ports != w.ports else \
+            "a port's link is replaced" if devices(key) & {d for _, d in w.ports} else None
+        if why is not None:
+            restart[key] = why
+            out.append(Step(DELETE, f"stop {w}", w, None, shown=False))
     for key, q in a.qdiscs.items():
         if key[0] not in kept or key in going:
             out.append(Step(DELETE, f"queue of {key[0]}:{key[1]} ({q})", q, None,
@@ -362,6 +460,13 @@ def diff(old: LocalPlan | None, new: LocalPlan | None, *, old_prefix: str | None
             out.append(Step(ADD if o is None else MODIFY, f"queue of {key[0]}:{key[1]} ({q})",
                             o, q, before=str(o) if o is not None else None,
                             shown=key[0] in kept))
+    for key, w in b.switches.items():
+        program = f"program {w.program.digest[:12]}"
+        if key in restart:  # stopped above; the undo of that stop starts the old one
+            out.append(Step(MODIFY, f"{w} ({program}; restarted: {restart[key]})", None, w,
+                            before=f"program {a.switches[key].program.digest[:12]}"))
+        elif key not in a.switches or key not in kept:
+            out.append(Step(ADD, f"{w} ({program})", None, w))
     return Changes(prefix, tuple(out))
 
 
@@ -386,6 +491,11 @@ def _detail(a: _Addressing, b: _Addressing) -> str:
               if p not in b.policy_routes]
     parts += [f"+ policy route mark {p.mark:#x} via {p.via} dev {p.device}"
               for p in b.policy_routes if p not in a.policy_routes]
+    parts += [f"- BMv2 port {d}" for d, _ in a.ports if d not in dict(b.ports)]
+    parts += [f"+ BMv2 port {d}" for d, _ in b.ports if d not in dict(a.ports)]
+    parts += [f"- neighbour {n[1]} dev {n[0]}" for n in a.neighbours if n not in b.neighbours]
+    parts += [f"+ neighbour {n[1]} lladdr {n[2]} dev {n[0]} (BMv2 port)"
+              for n in b.neighbours if n not in a.neighbours]
     return "; ".join(parts) or "reapplied"
 
 
@@ -396,14 +506,18 @@ def _detail(a: _Addressing, b: _Addressing) -> str:
 class _Outcome:
     qdiscs: list[tuple[str, str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    switches: list[RunningSwitch] = field(default_factory=list)
 
 
 Journal = Callable[[str, Callable[[], None]], None]
 
 
-def apply(plan: LocalPlan, *, prefix: str | None = None, shape: bool = True) -> Deployment:
-    """Build the plan's namespaces; on failure everything created is removed again."""
-    return apply_changes(diff(None, plan, new_prefix=prefix, shape=shape))
+def apply(plan: LocalPlan, *, prefix: str | None = None, shape: bool = True,
+          switches: Mapping[str, SwitchProgram] | None = None) -> Deployment:
+    """Build the plan's namespaces (the ``switches`` named run BMv2); on failure everything
+    created is removed again."""
+    return apply_changes(diff(None, plan, new_prefix=prefix, shape=shape,
+                              new_switches=switches))
 
 
 def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deployment:
@@ -436,7 +550,7 @@ def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deploy
             raise LocalTargetError(f"{e}; and could not {'; '.join(failed)}") from None
         raise
     return Deployment(changes.prefix, changes.created, tuple(out.qdiscs),
-                      tuple(dict.fromkeys(out.warnings)))
+                      tuple(dict.fromkeys(out.warnings)), tuple(out.switches))
 
 
 def undo(step: Step) -> None:
@@ -456,6 +570,8 @@ def _converge(old: _Resource | None, new: _Resource | None, out: _Outcome) -> No
         _converge_ruleset(old, new)
     elif isinstance(r, _Qdisc):
         _converge_qdisc(old, new, out)
+    elif isinstance(r, _Switch):
+        _converge_switch(old, new, out)
 
 
 def _converge_netns(old: _Netns | None, new: _Netns | None) -> None:
@@ -474,6 +590,9 @@ def _converge_netns(old: _Netns | None, new: _Netns | None) -> None:
         _sysctl(real, f"net.ipv4.conf.{scope}.rp_filter", "0")
         if new.forwarding:
             _sysctl(real, f"net.ipv4.conf.{scope}.send_redirects", "0")
+        # mosaico's networks are IPv4: no link-local addresses, router solicitations or
+        # MLD reports on the links (a BMv2 switch would count each as unclassified).
+        _sysctl(real, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
     _sysctl(real, "net.ipv4.ip_forward", "1" if new.forwarding else "0")
 
 
@@ -530,6 +649,49 @@ def _converge_addressing(old: _Addressing | None, new: _Addressing | None) -> No
         if proc.returncode != 0 and "File exists" not in proc.stderr:
             raise LocalTargetError(f"`ip rule add fwmark {p.mark:#x}` in {new.namespace} "
                                    f"failed: {proc.stderr.strip()}")
+    _converge_bmv2_links(old, new)
+
+
+_FACING_TABLE = ("netdev", "mosaico_bmv2")
+
+
+def _converge_bmv2_links(old: _Addressing | None, new: _Addressing) -> None:
+    """The links to BMv2 ports: a switch's own ports (up, fixed MAC, no address) and, on
+    the other side, permanent neighbour entries, every unicast frame accepted (BMv2 rewrites
+    no destination MAC unless the program says so) and checksums computed in software (a
+    packet socket reads a veth's partial checksums as they are, and BMv2 would forward
+    them)."""
+    ip = ["ip", "-n", new.namespace]
+    if old is not None:
+        for dev, address, mac in old.neighbours:
+            if (dev, address, mac) not in new.neighbours:
+                run([*ip, "neigh", "del", address, "dev", dev], check=False)
+        for dev in set(old.facing) - set(new.facing):
+            _offload(new.namespace, dev, True, check=False)
+        if old.facing and not new.facing:
+            run(netns_exec(new.namespace, "nft", "delete", "table", *_FACING_TABLE),
+                check=False)
+    for dev, mac in new.ports:
+        run([*ip, "link", "set", dev, "address", mac])
+        run([*ip, "link", "set", dev, "up"])
+        _offload(new.namespace, dev, False)
+    for dev, address, mac in new.neighbours:
+        run([*ip, "neigh", "replace", address, "lladdr", mac, "dev", dev, "nud", "permanent"])
+    for dev in new.facing:
+        _offload(new.namespace, dev, False)
+    if new.facing:
+        run(netns_exec(new.namespace, "nft", "-f", "-"),
+            stdin=render("nftables/bmv2_facing.nft.j2", family=_FACING_TABLE[0],
+                         table=_FACING_TABLE[1], devices=new.facing))
+
+
+def _offload(namespace: str, dev: str, on: bool, check: bool = True) -> None:
+    if shutil.which("ethtool") is None:
+        if check:
+            raise LocalTargetError("ethtool is needed to turn off checksum offload on the "
+                                   "links to BMv2 (Debian package ethtool)")
+        return
+    run(netns_exec(namespace, "ethtool", "-K", dev, "tx", "on" if on else "off"), check=check)
 
 
 def _converge_ruleset(old: _Ruleset | None, new: _Ruleset | None) -> None:
@@ -550,8 +712,11 @@ def _converge_qdisc(old: _Qdisc | None, new: _Qdisc | None, out: _Outcome) -> No
         run(netns_exec(ns, "tc", "qdisc", "del", "dev", dev, "root"), check=False)
     if new is None:
         return
+    if new.rate_bps is None and not new.scripts:
+        out.warnings.extend(_delay(netns_exec(ns, "tc"), dev, "root", new.delay_ns))
+        return
     if not new.scripts:
-        out.warnings.extend(_shape(ns, dev, new.rate_bps or 0, new.delay_ns))
+        out.warnings.extend(_shape(ns, dev, new.rate_bps, new.delay_ns))
         return
     for path, text, name in new.scripts:
         proc = run(netns_exec(ns, "sh", "-s", "--", name, dev), stdin=text)
@@ -572,9 +737,14 @@ def _shape(ns: str, dev: str, rate_bps: int, delay_ns: int) -> list[str]:
     run([*tc, "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb",
          "rate", f"{rate_bps}bit", "ceil", f"{rate_bps}bit",
          "burst", str(burst), "cburst", str(burst)])
+    return _delay(tc, dev, "parent 1:1", delay_ns)
+
+
+def _delay(tc: list[str], dev: str, where: str, delay_ns: int) -> list[str]:
+    """netem's delay ``where`` ("root", "parent 1:1") on ``dev``; warnings if it cannot."""
     if delay_ns <= 0:
         return []
-    proc = run([*tc, "qdisc", "replace", "dev", dev, "parent", "1:1", "handle", "10:",
+    proc = run([*tc, "qdisc", "replace", "dev", dev, *where.split(), "handle", "10:",
                 "netem", "delay", f"{max(1, delay_ns // 1000)}us"], check=False)
     if proc.returncode != 0:
         return ["link delays are not emulated: netem is unavailable "
@@ -582,21 +752,33 @@ def _shape(ns: str, dev: str, rate_bps: int, delay_ns: int) -> list[str]:
     return []
 
 
-def inspect(plan: LocalPlan, *, prefix: str | None = None) -> Drift:
-    """Compare the machine with the realisation of ``plan``: namespaces that are missing,
-    ruleset tables that are missing or whose rules or objects differ from their file
-    (counter values and dynamic set elements are not differences). Tables are checked only
-    as root."""
+def _converge_switch(old: _Switch | None, new: _Switch | None, out: _Outcome) -> None:
+    if old is not None:
+        localswitch.stop(old.namespace)
+    if new is not None:
+        out.switches.append(localswitch.start(new.namespace, new.program, new.ports))
+
+
+def inspect(plan: LocalPlan, *, prefix: str | None = None,
+            switches: Mapping[str, SwitchProgram] | None = None) -> Drift:
+    """Compare the machine with the realisation of ``plan`` (the ``switches`` named running
+    BMv2): namespaces that are missing, BMv2 switches not running, ruleset tables that are
+    missing or whose rules or objects differ from their file (counter values and dynamic
+    set elements are not differences). Tables are checked only as root."""
     names = namespace_names(plan, prefix)
+    switches = switches or {}
     live = _existing() if shutil.which("ip") else set()
     missing = tuple(names[ns.name] for ns in plan.namespaces if names[ns.name] not in live)
+    bmv2 = [ns for ns in plan.namespaces if ns.role == "switch" and ns.node in switches]
+    stopped = tuple((names[ns.name], ns.node) for ns in bmv2 if names[ns.name] not in missing
+                    and localswitch.running(names[ns.name]) is None)
     if os.geteuid() != 0 or shutil.which("nft") is None or shutil.which("unshare") is None:
-        return Drift(missing, tables_checked=False)
+        return Drift(missing, tables_checked=False, stopped_switches=stopped)
     absent: list[tuple[str, str, str]] = []
     changed: list[tuple[str, str, str]] = []
     for ns in plan.namespaces:
         real = names[ns.name]
-        if real in missing or not ns.nftables:
+        if real in missing or not ns.nftables or ns in bmv2:
             continue
         have = live_tables(real)
         for path in ns.nftables:
@@ -606,15 +788,20 @@ def inspect(plan: LocalPlan, *, prefix: str | None = None) -> Drift:
                     absent.append((real, path, label))
                 elif differs(have[table], objects):
                     changed.append((real, path, label))
-    return Drift(missing, tuple(absent), tuple(changed))
+    return Drift(missing, tuple(absent), tuple(changed), stopped_switches=stopped)
 
 
 # --------------------------------------------------------------------------- teardown
 
 
 def destroy(plan: LocalPlan, *, prefix: str | None = None) -> None:
-    """Remove a deployment: stop processes inside its namespaces, then delete them."""
-    _delete(list(namespace_names(plan, prefix).values()))
+    """Remove a deployment: stop its BMv2 switches (and remove their run directories),
+    stop every other process inside its namespaces, then delete them."""
+    names = namespace_names(plan, prefix)
+    for ns in plan.namespaces:
+        if ns.role == "switch":
+            localswitch.stop(names[ns.name])
+    _delete(list(names.values()))
 
 
 def _delete(namespaces: list[str]) -> None:

@@ -30,9 +30,12 @@ from ipaddress import IPv4Address, IPv4Network
 from ...diagnostics import Diagnostic, error
 from ...ir import _ir as I
 from ...ir.graph import shortest_path
+from ...ir.reply import reply_match
 from ...place import Placement
 from .model import Vnf, instance_index, vnf_hosts
 from .nftables import (
+    REPLY_MARK,
+    Counter,
     Dispatch,
     NftFunction,
     Ruleset,
@@ -344,6 +347,7 @@ class _Builder:
 
         steer, visits = self._steering()
         self.steer = steer
+        self.reply_steer = self._reply_steering()
         namespaces: list[Namespace] = []
         unrealised: list[Unrealised] = []
         for node in topo.nodes:
@@ -428,6 +432,26 @@ class _Builder:
                                    "twice and must leave towards different nodes")
         return steer, visits
 
+    def _reply_steering(self) -> dict[tuple[str, str, str, str], tuple[str, str]]:
+        """Per (namespace, incoming interface, service, source) where the reply path
+        (``Route.reply_nodes``) leaves the destination routes: its next namespace and
+        outgoing interface. Replies run no function, so they never enter VNF namespaces."""
+        out: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        for svc in self.program.services:
+            if svc.topology != self.topo.name or not svc.replies:
+                continue
+            for route in self.placement.routes_of(svc.name):
+                path = route.reply_nodes
+                for k in range(1, len(path) - 1):
+                    ns = self.ns_name(path[k])
+                    prev, nxt = self.ns_name(path[k - 1]), self.ns_name(path[k + 1])
+                    inn, out_if = self.adj.get((ns, prev)), self.adj.get((ns, nxt))
+                    if inn is None or out_if is None:  # pragma: no cover - routes follow links
+                        continue
+                    if nxt != self._next_by_destination(path[k], route.source):
+                        out[(ns, inn[0], svc.name, route.source)] = (nxt, out_if[0])
+        return out
+
     def _fail(self, svc: I.Service, key: tuple, message: str) -> None:
         """One diagnostic per (namespace, interface, service): the first conflict there."""
         if key in self._reported:
@@ -464,6 +488,19 @@ class _Builder:
             svc = self.program.service(svc_name)
             steering.append(Steer(f"{svc_name} entering by {iif} continues to {nxt}", iif,
                                   clauses(svc.match), marks[nxt]))
+        for (s_ns, iif, svc_name, source), (nxt, oif) in self.reply_steer.items():
+            if s_ns != ns:
+                continue
+            if nxt not in marks:
+                marks[nxt] = len(marks) + 1
+                via = self.adj[(ns, nxt)][1]
+                policy.append(PolicyRoute(marks[nxt], _TABLE_BASE + marks[nxt], via, oif,
+                                          f"replies towards {nxt}"))
+            svc = self.program.service(svc_name)
+            steering.append(Steer(f"replies of {svc_name} to {source} entering by {iif} "
+                                  f"return by {nxt}", iif,
+                                  clauses(reply_match(svc, self.topo, (source,))),
+                                  marks[nxt]))
         functions: list[NftFunction] = []
         sequences: list[Sequence] = []
         dispatch: list[Dispatch] = []
@@ -471,10 +508,12 @@ class _Builder:
         tcs: list[TcSetup] = []
         realised: list[str] = []
         tc_file = f"local/{ns}.tc.sh"
+        replies: Counter | None = None
+        unclassified: Counter | None = None
         if role == "switch":
             for (s_ns, iif, svc_name), here in visits.items():
-                if s_ns != ns or not here:
-                    continue
+                if s_ns != ns:
+                    continue  # a visit that runs nothing still classifies, as P4 does
                 svc = self.program.service(svc_name)
                 chain: list[str] = []
                 for inst in here:
@@ -498,25 +537,33 @@ class _Builder:
                 seq = f"visit_{svc_name}_{iif}"
                 sequences.append(Sequence(seq, tuple(chain)))
                 dispatch.append(Dispatch(f"{svc_name} entering by {iif}: "
-                                         f"{', '.join(here)}", iif, clauses(svc.match), seq))
+                                         f"{', '.join(here) or 'transit'}", iif,
+                                         clauses(svc.match), seq,
+                                         REPLY_MARK if svc.replies else None))
+                if svc.replies:
+                    replies = Counter("replies", "", "replies")
+            if dispatch:
+                unclassified = Counter("unclassified_packets", "", "unclassified")
         nft: tuple[str, ...] = ()
         table = f"mosaico_local_{ns.replace('-', '_')}"
-        if functions or steering:
+        if functions or steering or dispatch:
             rs = Ruleset(
                 table=table,
                 title=f"local target: {role} {node.name}"
                       + (" (software stand-in for its P4 data plane)" if role == "switch"
                          else ""),
                 notes=(), functions=tuple(functions), sequences=tuple(sequences),
-                dispatch=tuple(dispatch), steering=tuple(steering))
+                dispatch=tuple(dispatch), steering=tuple(steering), replies=replies,
+                unclassified=unclassified)
             path = f"local/{ns}.nft"
             files[path] = render_ruleset(rs)
             nft = (path,)
         if queues:
             files[tc_file] = render_tc(f"local target: queueing functions on switch "
                                        f"{node.name}", tuple(queues))
+        own = tuple(c for c in (replies, unclassified) if c is not None)
         counters = tuple(CounterRef(table, c.name, c.instance, c.meaning)
-                         for f in functions for c in f.counters)
+                         for c in (*(c for f in functions for c in f.counters), *own))
         ports = tuple(sorted((i.port, i.name) for i in ifaces if i.port is not None))
         return Namespace(ns, node.name, role, True, tuple(ifaces), tuple(routes),
                          tuple(policy), nft, tuple(tcs), counters, tuple(realised),

@@ -11,8 +11,13 @@ Structure of every ruleset (one ``table ip``; reloading the file replaces it ato
   a packet is handled by the first service it matches (the P4 classifier's semantics);
 * one chain per function; a function that lets a packet through ``return``s, so the
   functions of one visit run in chain order from a sequence chain;
-* in the local target only, a ``prerouting`` chain that marks service traffic for policy
-  routing (see :mod:`.localplan`).
+* in the local target only, a ``prerouting`` chain that marks service traffic (and
+  replies) for policy routing (see :mod:`.localplan`);
+* in the local target's stand-in for a P4 switch only, the switch's semantics: the
+  replies of services with ``reply forward`` are accepted *statefully* — the dispatch rule
+  marks the connection (``ct mark``) and the reply direction of marked connections
+  (``ct state established,related``) is accepted — and everything else is counted and
+  dropped, as the P4 classifier drops what it does not classify.
 
 Named counters are the runtime's window into the data plane (``mosaico status``): every
 function declares its counters with what they count.
@@ -34,7 +39,7 @@ from ._templates import render
 __all__ = [
     "NftValue", "Match", "Clause", "Counter", "PrefixFilter", "RateLimiter", "AclClauseRule",
     "AclParams", "MirrorParams", "NftFunction", "Dispatch", "Sequence", "Steer", "Ruleset",
-    "Unsupported", "clauses", "function_rules", "render_ruleset",
+    "Unsupported", "REPLY_MARK", "clauses", "function_rules", "render_ruleset",
 ]
 
 # Transport headers: a comparison on one of their fields is false for packets without the
@@ -42,6 +47,8 @@ __all__ = [
 _L4 = ("tcp", "udp")
 # A per-source rate-limit bucket or SYN counter is forgotten after this long without packets.
 _BUCKET_TIMEOUT_S = 60
+# The conntrack mark of connections whose replies are forwarded back (``reply forward``).
+REPLY_MARK = 0x1
 # nft ``limit`` units, in seconds (nft has no sub-second unit).
 _UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
 
@@ -133,12 +140,14 @@ class NftFunction:
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """``iif`` (or any) and one of ``clauses`` → ``goto target``."""
+    """``iif`` (or any) and one of ``clauses`` → ``goto target``, marking the connection
+    with ``ct_mark`` first when there is one."""
 
     comment: str
     iif: str | None
     clauses: tuple[Clause, ...]
     target: str
+    ct_mark: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +166,9 @@ class Steer:
 
 @dataclass(frozen=True, slots=True)
 class Ruleset:
+    """``replies``: accept (and count) the reply direction of connections marked
+    :data:`REPLY_MARK`; ``unclassified``: count and drop what nothing else accepted."""
+
     table: str
     title: str
     notes: tuple[str, ...]
@@ -164,10 +176,16 @@ class Ruleset:
     sequences: tuple[Sequence, ...]
     dispatch: tuple[Dispatch, ...]
     steering: tuple[Steer, ...] = ()
+    replies: Counter | None = None
+    unclassified: Counter | None = None
 
     @property
     def counters(self) -> tuple[Counter, ...]:
         return tuple(c for f in self.functions for c in f.counters)
+
+    @property
+    def reply_mark(self) -> int:
+        return REPLY_MARK
 
 
 # --------------------------------------------------------------------------- predicates

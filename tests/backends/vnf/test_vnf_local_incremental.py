@@ -228,7 +228,7 @@ def test_reload_in_place_keeps_what_did_not_change(tmp_path):
         reload_ruleset(s1, v4)  # the blocklist leaves: its chain, set, counters go
         names = {c for c in _counters(s1)}
         assert names == {"dns_0_ratelimit_passed", "dns_0_ratelimit_dropped",
-                         "dns_1_forward_passed"}
+                         "dns_1_forward_passed", "replies", "unclassified_packets"}
         _no_drift(s1, v4)
     finally:
         destroy(plan, prefix=prefix)

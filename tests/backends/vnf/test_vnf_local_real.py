@@ -271,3 +271,200 @@ def test_links_are_shaped_and_a_taken_prefix_is_refused(tmp_path: Path) -> None:
         destroy(plan, prefix=prefix)
         destroy(plan, prefix=prefix)
     assert prefix not in run("ip", "netns", "list").stdout
+
+
+# ---------------------------------------------------------------------- replies (stateful)
+
+# Server: accept one connection, read until the client shuts its side, send as many bytes
+# back, close. Client: send N bytes, shut down writing, read to EOF; print both counts.
+BULK_SERVER = r"""
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1]))); srv.listen(1); srv.settimeout(30)
+print("ready", flush=True)
+conn, _ = srv.accept(); conn.settimeout(30)
+got = 0
+while chunk := conn.recv(65536):
+    got += len(chunk)
+conn.sendall(b"r" * got); conn.close()
+print(got, flush=True)
+"""
+BULK_CLIENT = r"""
+import json, socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[4]))
+c.sendall(b"q" * int(sys.argv[3])); c.shutdown(socket.SHUT_WR)
+back = 0
+while chunk := c.recv(65536):
+    back += len(chunk)
+print(json.dumps({"sent": int(sys.argv[3]), "back": back}))
+"""
+CONNECT = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("connected")
+except OSError as e:
+    print(type(e).__name__)
+"""
+# One packet from SRC:SPORT to DST:DPORT (raw: no connection behind it).
+ONE_PACKET = r"""
+import socket, sys
+from scapy.layers.inet import IP, TCP, UDP
+src, sport, dst, dport, proto = sys.argv[1:6]
+sport, dport = int(sport), int(dport)
+l4 = TCP(sport=sport, dport=dport, flags="SA") if proto == "tcp" else UDP(sport=sport,
+                                                                          dport=dport)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(bytes(IP(src=src, dst=dst) / l4 / b"x"), (dst, 0))
+"""
+
+
+def _own(plan: LocalPlan, values: dict, meaning: str) -> int:
+    """A switch stand-in's own counter (``replies`` or ``unclassified``) on s1."""
+    ns = plan.namespace_of("s1")
+    ref = next(r for r in ns.counters if not r.instance and r.meaning == meaning)
+    return values[(ns.name, ref.name)][0]
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path):
+    """``stand_in(text)``: the program compiled and applied unshaped; destroyed after."""
+    applied: list[tuple[LocalPlan, str]] = []
+
+    def make(text: str) -> tuple[LocalPlan, str]:
+        out = mo.compile(text).write(tmp_path / f"build{len(applied)}")
+        plan = load_plan(out)
+        prefix = f"mr{secrets.token_hex(3)}-"
+        applied.append((plan, prefix))
+        apply(plan, prefix=prefix, shape=False)
+        return plan, prefix
+
+    yield make
+    for plan, prefix in applied:
+        destroy(plan, prefix=prefix)
+        assert prefix not in run("ip", "netns", "list").stdout
+
+
+def test_tcp_through_the_stand_in_both_ways_and_only_replies_come_back(stand_in) -> None:
+    plan, prefix = stand_in((EXAMPLES / "secure_l4s.mosaico").read_text())
+    server = subprocess.Popen([*_ns(prefix, "server"), sys.executable, "-c", BULK_SERVER,
+                               "443"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        before = read_counters(plan, prefix=prefix)
+        size = 2_000_000
+        got = json.loads(_py(prefix, "classic_client", BULK_CLIENT, SERVER, "443",
+                             str(size), "20"))
+        assert got == {"sent": size, "back": size}  # the connection completed both ways
+        assert int(server.communicate(timeout=30)[0].strip()) == size
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    after = read_counters(plan, prefix=prefix)
+    # The server's segments (≥ 2 MB of them) came back as replies; nothing was unclassified.
+    assert _own(plan, after, "replies") - _own(plan, before, "replies") >= size // 65536
+    assert _own(plan, after, "unclassified") == _own(plan, before, "unclassified")
+
+    # Not replies: a datagram from the server, and a SYN-ACK from its port 443 that no
+    # connection asked for (stateful: P4's stateless entries would pass the second).
+    for sport, proto in ((5000, "udp"), (443, "tcp")):
+        _py(prefix, "server", ONE_PACKET, SERVER, str(sport), "10.0.1.2", "40001", proto)
+    time.sleep(0.3)
+    final = read_counters(plan, prefix=prefix)
+    assert _own(plan, final, "unclassified") - _own(plan, after, "unclassified") == 2
+    assert _own(plan, final, "replies") == _own(plan, after, "replies")
+
+
+def test_reply_drop_lets_no_connection_complete(stand_in) -> None:
+    text = (EXAMPLES / "secure_l4s.mosaico").read_text().replace(
+        "  require secure\n", "  require secure\n  reply drop\n")
+    plan, prefix = stand_in(text)
+    server = subprocess.Popen([*_ns(prefix, "server"), sys.executable, "-c", ECHO_SERVER,
+                               "443"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        before = read_counters(plan, prefix=prefix)
+        assert _py(prefix, "classic_client", CONNECT, SERVER, "443").strip() == "TimeoutError"
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    after = read_counters(plan, prefix=prefix)
+    # The SYNs passed the chain; every SYN-ACK the server sent back was dropped and counted.
+    assert _counter(plan, after, "web_ll/3", "passed") > _counter(plan, before, "web_ll/3",
+                                                                  "passed")
+    assert _own(plan, after, "unclassified") - _own(plan, before, "unclassified") >= 1
+    assert not any(not r.instance and r.meaning == "replies"
+                   for r in plan.namespace_of("s1").counters)
+
+
+DIAMOND = """
+import std.security as sec
+from std.fwd import Forward
+
+topology t {
+  switch s1 : bmv2 { ports: 3 }
+  switch a : bmv2 { ports: 2 }
+  switch b : bmv2 { ports: 2 }
+  switch s3 : bmv2 { ports: 3 }
+  endpoint client { ip: 10.0.1.1, trusted: true }
+  endpoint server { ip: 10.0.2.1 }
+  link client -- s1.0 { bandwidth: 1Gbps, delay: 1ms }
+  link s1.1 -- a.0 { bandwidth: 1Gbps, delay: 1ms }
+  link s1.2 -- b.0 { bandwidth: 1Gbps, delay: 1ms }
+  link a.1 -- s3.1 { bandwidth: 1Gbps, delay: 1ms }
+  link b.1 -- s3.2 { bandwidth: 1Gbps, delay: 1ms }
+  link s3.0 -- server { bandwidth: 1Gbps, delay: 1ms }
+}
+
+service web on t {
+  match ipv4.dst == server and tcp.dport == 80
+  from client
+  chain { sec.Blocklist(prefixes: [203.0.113.0/24]) @ s3 -> Forward(to: server) }
+}
+
+service dns on t {
+  match ipv4.dst == server and udp.dport == 53
+  from client
+  chain { sec.Blocklist(prefixes: [203.0.113.0/24]) @ a -> Forward(to: server) }
+}
+"""
+
+
+def test_replies_retrace_a_route_the_destination_routes_do_not_take(tmp_path: Path) -> None:
+    """Two equal paths; `web`'s requests go through `b`, destination routes through `a`
+    (where `dns` runs, so `a` drops what it does not classify). Only `b`'s conntrack knows
+    `web`'s connections: its replies must be steered back through `b`."""
+    from dataclasses import replace
+
+    from mosaico_dsl.backends.vnf.localplan import plan_local
+    from mosaico_dsl.compiler import check
+    from mosaico_dsl.place import Visit, place
+
+    program = check(DIAMOND)
+    placement = place(program)
+    web = next(r for r in placement.routes if r.service == "web")
+    runs = {v.node: v.instances for v in web.visits}
+    via_b = tuple(Visit(n, runs.get(n, ())) for n in ("client", "s1", "b", "s3", "server"))
+    routes = tuple(replace(r, visits=via_b) if r is web else r for r in placement.routes)
+    plan = plan_local(program, replace(placement, routes=routes))
+    s3 = plan.namespace_of("s3")
+    assert [p.comment for p in s3.policy_routes] == ["replies towards b"]
+    a_side = plan.namespace_of("a").interface("p1").address.split("/")[0]
+    assert next(r for r in s3.routes if r.destination == "10.0.1.1/32").via == a_side
+    prefix = f"md{secrets.token_hex(3)}-"
+    server = None
+    try:
+        apply(plan, prefix=prefix, shape=False)
+        server = subprocess.Popen([*_ns(prefix, "server"), sys.executable, "-c", ECHO_SERVER,
+                                   "80"], stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        assert _py(prefix, "client", CLIENT, SERVER, "80").strip() == "echo:hello mosaico"
+        counts = read_counters(plan, prefix=prefix)
+        assert counts[("b", "replies")][0] > 0
+        assert counts[("a", "unclassified_packets")][0] == 0
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait(timeout=10)
+        destroy(plan, prefix=prefix)
+    assert prefix not in run("ip", "netns", "list").stdout
