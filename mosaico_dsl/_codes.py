@@ -3,7 +3,7 @@
 Codes are stable: once published, a code keeps its meaning. Ranges per pass:
 E01 syntax, E02 names and imports, E03 types and units, E04 function signatures,
 E05 chain rules, E06 service requirements, E07 topology, E08 placement, E09 P4 backend,
-E10 VNF backends, E11 simulator, E12 runtime; W-codes are warnings.
+E10 VNF backends, E11 simulator, E12 runtime, E13 live experiment; W-codes are warnings.
 ``docs/language.md`` lists every code, and each has a test that shows its text.
 """
 
@@ -102,6 +102,11 @@ CODES: dict[str, str] = {
     "E1217": "invalid TLS configuration",
     "E1218": "OpenStack stack parameter missing or invalid",
     "E1219": "BMv2 data plane unavailable",
+    # E13 — live experiment
+    "E1301": "traffic the testbed cannot send",
+    "E1302": "build does not match the program",
+    "E1303": "testbed unavailable",
+    "E1304": "traffic agent failed",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",

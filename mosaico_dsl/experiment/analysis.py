@@ -183,7 +183,7 @@ class LiveResult:
     packets: tuple[FlowPackets, ...]
     base_owd_ns: Mapping[str, int]  # DualQ port -> the path's latency with empty queues
     switch_delay_ms: Mapping[str, Mapping[str, np.ndarray]]  # port -> class -> samples
-    marks_drops: Mapping[str, Mapping[str, np.ndarray]]  # port -> series -> per bin
+    samples: Mapping[str, SwitchSamples]  # switch -> its counters and registers over time
     extras: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
@@ -195,15 +195,6 @@ class LiveResult:
 def _through(fb: FlowBinding, port: DualQPort) -> bool:
     return any(a == port.switch and b == port.neighbour
                for a, b in itertools.pairwise(fb.route.nodes))
-
-
-def _per_bin(samples: SwitchSamples, cols: list[int], bin_ns: int, nbins: int) -> np.ndarray:
-    """Counter increments per time bin, the cumulative counts interpolated at bin edges."""
-    if not cols or len(samples.t_ns) < 2:
-        return np.zeros(nbins, np.int64)
-    total = samples.values[:, cols].sum(axis=1) - samples.values[0, cols].sum()
-    edges = np.arange(nbins + 1) * bin_ns
-    return np.diff(np.round(np.interp(edges, samples.t_ns, total))).astype(np.int64)
 
 
 def analyse(rec: Recorded, *, program: str, traffic: str, seed: int, bin_ns: int,
@@ -224,7 +215,6 @@ def analyse(rec: Recorded, *, program: str, traffic: str, seed: int, bin_ns: int
     p_prime: dict[str, np.ndarray] = {}
     base: dict[str, int] = {}
     switch_delay: dict[str, dict[str, np.ndarray]] = {}
-    marks_drops: dict[str, dict[str, np.ndarray]] = {}
     for port in rec.testbed.dualq_ports:
         samples = rec.switches.get(port.switch)
         mine = [fp for fp in flows if _through(fp.binding, port) and len(fp.t_recv)
@@ -234,20 +224,18 @@ def analyse(rec: Recorded, *, program: str, traffic: str, seed: int, bin_ns: int
         rows, pt = _records(port, mine, flows, base[port.name], samples)
         queue[port.name] = rows
         p_prime[port.name] = pt
-        classes, delays, series = [], {}, {}
+        classes, delays = [], {}
         for name, cls in (("l4s", 1), ("classic", 0)):
             classes.append(_class(name, cls, rows, samples, port, duration, by_class[name],
                                   [fp for fp in mine if klass[fp.binding.name] == name]))
             if samples is not None:
                 cols = samples.find("qdelay", port.port, name)
                 inside = (samples.t_ns >= 0) & (samples.t_ns <= duration)
+                if cols:
+                    inside &= samples.fresh[:, cols[0]]
                 delays[name] = (samples.values[inside][:, cols].max(axis=1) / 1e3
                                 if cols and inside.any() else np.zeros(0))
-                for metric in ("marks", "drops"):
-                    series[f"{metric}_{name}"] = _per_bin(
-                        samples, samples.find(metric, port.port, name), bin_ns, nbins)
         switch_delay[port.name] = delays
-        marks_drops[port.name] = series
         departed = (_counter(samples, "packets", port.port)
                     - _counter(samples, "drops", port.port))
         departed_bytes = (_counter(samples, "packets", port.port, of_bytes=True)
@@ -287,7 +275,7 @@ def analyse(rec: Recorded, *, program: str, traffic: str, seed: int, bin_ns: int
                        events=events, ports=tuple(ports), flows=flow_stats, filters=filters,
                        warnings=tuple(warnings), traces=traces)
     extras = _extras(rec, flows, base, switch_delay)
-    return LiveResult(result, tuple(flows), base, switch_delay, marks_drops, extras)
+    return LiveResult(result, tuple(flows), base, switch_delay, rec.switches, extras)
 
 
 def _active(fb: FlowBinding, duration: int) -> int:

@@ -4,7 +4,9 @@ One ``simple_switch_CLI`` session per switch, started inside the switch's namesp
 Thrift port is on that namespace's loopback) and kept open: a batch of ``counter_read`` and
 ``register_read`` commands costs a few hundred microseconds of the switch's time, so the
 registers — the DualQ's latest queue delays and p′ — can be sampled many times a second.
-BMv2's P4Runtime server does not read registers, which is why this is the Thrift CLI.
+BMv2's P4Runtime server does not read registers, which is why this is the Thrift CLI; the
+local target's own reads (:func:`~mosaico_dsl.backends.vnf.localswitch.read_cells`) start
+one CLI per read, which is right for ``mosaico status`` and too slow to sample with.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import select
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-__all__ = ["Cell", "RuntimeCli", "RuntimeCliError"]
+from ..backends.vnf.localswitch import Cell
+
+__all__ = ["Cell", "RuntimeCli", "RuntimeCliError", "command"]
 
 _PROMPT = "RuntimeCmd: "
 _COUNTER = re.compile(r"^\S+\[\d+\]= \((\d+) bytes, (\d+) packets\)$")
@@ -28,18 +31,9 @@ class RuntimeCliError(Exception):
     """The CLI could not be started, died, or answered something unreadable."""
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """A counter cell (packets and bytes) or a register cell (its value)."""
-
-    object: str  # counter | register
-    name: str  # the P4 object's fully qualified name, as the CLI and P4Info spell it
-    index: int
-
-    @property
-    def command(self) -> str:
-        verb = "counter_read" if self.object == "counter" else "register_read"
-        return f"{verb} {self.name} {self.index}"
+def command(cell: Cell) -> str:
+    verb = "counter_read" if cell.kind == "counter" else "register_read"
+    return f"{verb} {cell.name} {cell.index}"
 
 
 class RuntimeCli:
@@ -77,7 +71,7 @@ class RuntimeCli:
             return []
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write("".join(c.command + "\n" for c in cells).encode())
+            self.proc.stdin.write("".join(command(c) + "\n" for c in cells).encode())
         except (BrokenPipeError, OSError) as e:
             raise RuntimeCliError(f"simple_switch_CLI is gone: {e}") from None
         deadline = time.monotonic() + self.timeout
@@ -88,10 +82,10 @@ class RuntimeCli:
                 continue  # the banner
             answer = line[len(_PROMPT):].strip()
             cell = cells[len(out)]
-            m = (_COUNTER if cell.object == "counter" else _REGISTER).match(answer)
+            m = (_COUNTER if cell.kind == "counter" else _REGISTER).match(answer)
             if m is None:
-                raise RuntimeCliError(f"`{cell.command}`: {answer}")
-            out.append((int(m.group(2)), int(m.group(1))) if cell.object == "counter"
+                raise RuntimeCliError(f"`{command(cell)}`: {answer}")
+            out.append((int(m.group(2)), int(m.group(1))) if cell.kind == "counter"
                        else (int(m.group(1)), 0))
         return out
 

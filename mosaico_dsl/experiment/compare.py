@@ -184,7 +184,6 @@ def overlay_figure(sim: SimResult, live: LiveResult, comparison: Comparison) -> 
         s = _sim_series(sim, port, k) if port else {}
         lv = _sim_series(live.result, port, k) if port else {}
         reg = live.switch_delay_ms.get(port, {}).get(k, np.zeros(0)) if port else np.zeros(0)
-        md = live.marks_drops.get(port, {}) if port else {}
         _cdf(axes[0], np.maximum(s.get("delay", np.zeros(0)), 1e-3), c, "--",
              f"{_LABEL[k]}, simulated")
         _cdf(axes[0], np.maximum(lv.get("delay", np.zeros(0)), 1e-3), c, "-",
@@ -193,9 +192,9 @@ def overlay_figure(sim: SimResult, live: LiveResult, comparison: Comparison) -> 
         _cdf(axes[1], s.get("goodput", np.zeros(0)), c, "--", f"{_LABEL[k]}, simulated")
         _cdf(axes[1], _class_goodput(live.result, k), c, "-", f"{_LABEL[k]}, live")
         _cdf(axes[2], s.get("marks", np.zeros(0)), c, "--", f"{_LABEL[k]}, simulated")
-        _cdf(axes[2], md.get(f"marks_{k}", np.zeros(0)), c, "-", f"{_LABEL[k]}, live")
+        _cdf(axes[2], lv.get("marks", np.zeros(0)), c, "-", f"{_LABEL[k]}, live")
         _cdf(axes[3], s.get("drops", np.zeros(0)), c, "--", f"{_LABEL[k]}, simulated")
-        _cdf(axes[3], md.get(f"drops_{k}", np.zeros(0)), c, "-", f"{_LABEL[k]}, live")
+        _cdf(axes[3], lv.get("drops", np.zeros(0)), c, "-", f"{_LABEL[k]}, live")
     titles = ("Queue delay (ms, log scale)", f"Goodput per {bin_ms:g} ms bin (Mb/s)",
               f"CE marks per {bin_ms:g} ms bin", f"Drops per {bin_ms:g} ms bin")
     for ax, title in zip(axes, titles, strict=True):

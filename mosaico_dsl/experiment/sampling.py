@@ -3,9 +3,12 @@
 Which cells are read comes from each switch's metrics map — the DualQ's packets, CE marks
 and drops per port and class, its latest Classic and L4S queue delays, every filter's drop
 counter and the unclassified packets — plus the DualQ's base probability p′, the register
-next to its delay samples (the unit's registers share one prefix). They are read just
-before time zero, every ``period`` while the traffic runs (in a thread of its own: the
-reads wait on the switch, not on the CPU), and once at the end.
+next to its delay samples (the unit's registers share one prefix). Every cell is read
+before time zero, every ``counter_period`` while the traffic runs and once at the end; the
+registers — single samples, not sums — every ``period`` (a thread of its own: the reads
+wait on the switch, not on the CPU). Each read through the runtime CLI costs the switch a
+few milliseconds, which is why the counters, whose totals are what matters, are read
+less often.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class SwitchSamples:
     t_ns: np.ndarray
     values: np.ndarray
     bytes: np.ndarray
+    fresh: np.ndarray  # [i, j]: cell j was read in sample i (else carried over)
     errors: tuple[str, ...] = ()
 
     def column(self, role: CellRole) -> int:
@@ -95,50 +99,70 @@ class SwitchSamples:
         return int(v[-1, columns].sum() - v[0, columns].sum())
 
 
-class Sampler:
-    """Reads one switch's cells from a thread until stopped."""
+_REGISTERS = ("qdelay", "p_prime")
 
-    def __init__(self, sw: SwitchAccess, t0_ns: int, period: float = 0.1) -> None:
+
+class Sampler:
+    """Reads one switch's cells from a thread until stopped. Create it (which opens the
+    CLI session and reads the baseline) before time zero; :meth:`start` then samples."""
+
+    def __init__(self, sw: SwitchAccess, *, period: float = 0.05,
+                 counter_period: float = 1.0) -> None:
         self.sw = sw
         self.roles = cells_of(sw)
         self.period = period
-        self.t0 = t0_ns
+        self.every = max(1, round(counter_period / period))
+        self.registers = [i for i, r in enumerate(self.roles) if r.metric in _REGISTERS]
+        self.t0 = 0
         self.cli = RuntimeCli(sw.namespace, sw.thrift_port)
-        self.rows: list[tuple[int, list[tuple[int, int]]]] = []
+        self.rows: list[tuple[int, list[int], list[tuple[int, int]]]] = []  # t, cells, values
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.sample(everything=True)  # the baseline, before the traffic
 
-    def sample(self) -> None:
-        cells = [r.cell for r in self.roles]
+    def sample(self, *, everything: bool) -> None:
+        which = list(range(len(self.roles))) if everything else self.registers
         try:
-            values = self.cli.read(cells)
+            values = self.cli.read([self.roles[i].cell for i in which])
         except RuntimeCliError as e:
             self.errors.append(str(e))
             return
-        self.rows.append((time.time_ns() - self.t0, values))
+        self.rows.append((time.time_ns(), which, values))
 
-    def start(self) -> None:
-        self.sample()  # the baseline, before the traffic
+    def start(self, t0_ns: int) -> None:
+        self.t0 = t0_ns
         self._thread = threading.Thread(target=self._run, name=f"sampler {self.sw.node}",
                                         daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        n = 0
         while not self._stop.wait(self.period):
-            self.sample()
+            n += 1
+            self.sample(everything=n % self.every == 0)
 
     def stop(self) -> SwitchSamples:
+        """Stop sampling, read everything a last time; the samples, times from time zero.
+        A cell not read in a sample keeps its previous value there (counters only grow)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.sample()  # the final values
+        self.sample(everything=True)
         self.cli.close()
         n = len(self.roles)
-        t = np.array([r[0] for r in self.rows], dtype=np.int64)
-        vals = np.array([[v for v, _ in r[1]] for r in self.rows], dtype=np.int64).reshape(-1, n)
-        byts = np.array([[b for _, b in r[1]] for r in self.rows], dtype=np.int64).reshape(-1, n)
-        return SwitchSamples(self.sw.node, self.roles, t, vals, byts, tuple(self.errors))
+        t = np.array([r[0] - self.t0 for r in self.rows], dtype=np.int64)
+        vals = np.zeros((len(self.rows), n), np.int64)
+        byts = np.zeros((len(self.rows), n), np.int64)
+        for i, (_, which, values) in enumerate(self.rows):
+            if i:
+                vals[i], byts[i] = vals[i - 1], byts[i - 1]
+            for j, (v, b) in zip(which, values, strict=True):
+                vals[i, j], byts[i, j] = v, b
+        fresh = np.zeros((len(self.rows), n), bool)
+        for i, (_, which, _) in enumerate(self.rows):
+            fresh[i, which] = True
+        return SwitchSamples(self.sw.node, self.roles, t, vals, byts, fresh, tuple(self.errors))
 
     def close(self) -> None:
         self._stop.set()

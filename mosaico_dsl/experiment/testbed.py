@@ -11,11 +11,9 @@ counters and registers hold its marks, drops and queue delays.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from pathlib import Path
 
 from ..backends.p4.metrics import SwitchMetrics
 from ..backends.vnf.localplan import LocalPlan
@@ -53,7 +51,7 @@ class SwitchAccess:
     node: str
     namespace: str
     thrift_port: int
-    metrics: SwitchMetrics
+    metrics: SwitchMetrics = field(repr=False)
     dualq_ports: tuple[DualQPort, ...]
 
 
@@ -80,10 +78,14 @@ def _port_name(topo: I.Topology, switch: str, port: int, multi: bool) -> tuple[s
     return (f"{topo.name}:{name}" if multi else name), link
 
 
-def testbed_of(program: I.Program, plan: LocalPlan, prefix: str, build_root: Path
-               ) -> Testbed:
-    """The testbed a deployment of ``plan`` under ``prefix`` made."""
+def testbed_of(program: I.Program, record: Mapping) -> Testbed:
+    """The testbed a local deployment made, from its record in the state store (the
+    realised ``local.json``, its namespace prefix, and each BMv2 switch's program — Thrift
+    port — and metrics map). Switches running the Linux stand-in have no runtime here."""
+    plan = LocalPlan.from_json(record["doc"], record["files"])
+    prefix = record["prefix"]
     real = {ns.name: f"{prefix}{ns.name}" for ns in plan.namespaces}
+    bmv2 = record.get("bmv2", {})
     stations: dict[str, Station] = {}
     switches: dict[str, SwitchAccess] = {}
     multi = len(program.topologies) > 1
@@ -93,10 +95,10 @@ def testbed_of(program: I.Program, plan: LocalPlan, prefix: str, build_root: Pat
             stations[ep.name] = Station(ep.name, real[ns.name], ns.interfaces[0].name,
                                         IPv4Address(ep.ip))
         for sw in topo.switches:
-            path = build_root / sw.name / "metrics.json"
-            if not path.is_file():
+            run = bmv2.get(sw.name)
+            if run is None or not run.get("metrics"):
                 continue
-            metrics = SwitchMetrics.from_json(json.loads(path.read_text(encoding="utf-8")))
+            metrics = SwitchMetrics.from_json(run["metrics"])
             ports = []
             for p in sorted({s.port for s in metrics.node.ce_marks if s.port is not None}):
                 name, link = _port_name(topo, sw.name, p, multi)
@@ -106,5 +108,6 @@ def testbed_of(program: I.Program, plan: LocalPlan, prefix: str, build_root: Pat
                 pps = -(-sw.queue_rate.bps // _MTU_BITS) if sw.queue_rate is not None else 0
                 ports.append(DualQPort(sw.name, p, name, link.other(sw.name).node, rate, pps))
             switches[sw.name] = SwitchAccess(sw.name, real[plan.namespace_of(sw.name).name],
-                                             sw.thrift_port, metrics, tuple(ports))
+                                             int(run["program"]["thrift_port"]), metrics,
+                                             tuple(ports))
     return Testbed(stations, switches)
