@@ -60,6 +60,8 @@ class Testbed:
     stations: Mapping[str, Station]
     switches: Mapping[str, SwitchAccess]
 
+    __test__ = False  # not a pytest test class, whatever its name
+
     def station(self, node: str) -> Station:
         return self.stations[node]
 
