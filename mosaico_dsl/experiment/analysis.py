@@ -4,9 +4,10 @@ The live run is described with :class:`~mosaico_dsl.sim.metrics.SimResult`, so i
 simulator's ``metrics.json`` schema, traces and plots, and compares figure by figure:
 
 * **per packet**, for every flow the experiment can follow — its own L4S transport and
-  UDP flows carry their number and send time, kernel TCP segments are captured leaving the
-  sender — the send time, the arrival time at the receiver's device (or none: lost) and
-  the ECN field on arrival. One clock (CLOCK_REALTIME) for every namespace;
+  UDP flows carry their number and send time, and the L4S sender and kernel TCP segments
+  are captured leaving the sender's device — the departure time (the capture's where
+  there is one), the arrival time at the receiver's device (or none: lost) and the ECN
+  field on arrival. One clock (CLOCK_REALTIME) for every namespace;
 * **queue delay** of a packet: its one-way delay less the smallest one-way delay seen on
   the path through the same DualQ port — the path's latency with empty queues (host
   stacks, veths, BMv2's pipelines), so what is left is waiting. The switch's own
@@ -133,10 +134,16 @@ def flow_packets(fb: FlowBinding, source: tuple[dict, dict], sink: tuple[dict, d
         rx = _match(rx_all, fb)
         rx = rx[rx["kind"] == 1]
         t_recv, ecn, _ = _pair(sent["seq"], sent["t_ns"], rx, rx["seq"])
+        t_send = sent["t_ns"]
+        if "wire" in tables and len(tables["wire"]):  # left the device: the kernel's time
+            w = tables["wire"]
+            w_seq, first = np.unique(w["seq"], return_index=True)
+            at = np.clip(np.searchsorted(w_seq, sent["seq"]), 0, len(w_seq) - 1)
+            t_send = np.where(w_seq[at] == sent["seq"], w["t_ns"][first][at], t_send)
         size = np.full(len(sent), fb.size, np.int64)
         got = t_recv >= 0
         goodput = _bins(t_recv[got], (size[got] - header), bin_ns, nbins)
-        return FlowPackets(fb, sent["t_ns"], t_recv, sent["seq"], size,
+        return FlowPackets(fb, t_send, t_recv, sent["seq"], size,
                            np.full(len(sent), fb.ecn, np.int64), ecn, len(sent), int(got.sum()),
                            int((ecn == CE).sum()), goodput, dict(meta))
     if fb.is_tcp:  # kernel TCP: data segments captured at both ends, paired by (IP id, seq)

@@ -2,10 +2,12 @@
 
 One process per flow in the source endpoint's namespace. It writes whole IPv4 packets on
 a raw socket (``IPPROTO_RAW``: the ECN field is ours to set, and the kernel adds nothing
-but the header checksum), reads the receiver's feedback on a raw TCP socket, and holds a
-listening TCP socket on its own port so that the kernel discards the feedback segments
-instead of answering them with resets (:mod:`.wire`). It stops at its stop time or after
-``max_packets``, whichever comes first, then waits up to one RTO for the last feedback.
+but the header checksum) and reads the receiver's feedback on a raw TCP socket. It
+captures its own packets as the device sends them: their departure time, free of the
+process's scheduling. A listening TCP socket on its own port makes the kernel discard the
+feedback segments instead of answering them with resets (:mod:`.wire`). It stops at its
+stop time or after ``max_packets``, whichever comes first, then waits up to one RTO for
+the last feedback.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from ipaddress import IPv4Address
 
 from . import wire
+from .capture import Capture
 from .prague import ScalableController
 from .records import Table
 from .tasks import AgentTask, FlowTask
@@ -37,7 +40,9 @@ def run_l4s(task: AgentTask, flow: FlowTask, ready, wait_for_start
     rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
     rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     rx.setblocking(False)
+    capture = Capture(task.interface, outgoing=True)
     sent = Table("seq", "t_ns")
+    wire_tx = Table("seq", "t_ns")  # when each packet left the device (kernel time)
     state = Table("t_ns", "cwnd_milli", "alpha_micro", "srtt_ns", "in_flight")
     cc = ScalableController(pacing=flow.pacing)
     errors = 0
@@ -61,6 +66,11 @@ def run_l4s(task: AgentTask, flow: FlowTask, ready, wait_for_start
                 except OSError:
                     errors += 1  # dropped before the wire: the controller will see a loss
                 sent.add(seq, now - t0)
+            for ts, pkt in capture.drain():
+                p = wire.parse(pkt)
+                if p is not None and p.kind == wire.DATA and p.sport == flow.sport \
+                        and p.dport == flow.dport:
+                    wire_tx.add(p.seq, ts - t0)
             while True:
                 try:
                     data = rx.recv(65535)
@@ -84,11 +94,17 @@ def run_l4s(task: AgentTask, flow: FlowTask, ready, wait_for_start
             at = cc.next_send_at() if sending else None
             wait = _MAX_WAIT if at is None else min(_MAX_WAIT, max(0.0, (at - now) / 1e9))
             select.select([rx], [], [], wait)
+        for ts, pkt in capture.drain(limit=1 << 20):
+            p = wire.parse(pkt)
+            if p is not None and p.kind == wire.DATA and p.sport == flow.sport:
+                wire_tx.add(p.seq, ts - t0)
     finally:
+        capture.statistics()
         for s in (listener, tx, rx):
             s.close()
+        capture.close()
     meta = {"sent": cc.sent, "delivered": cc.delivered, "ce": cc.ce, "lost": cc.lost,
             "timeouts": cc.timeouts, "reductions": cc.reductions, "send_errors": errors,
             "rtt_sum_ns": cc.rtt_sum, "rtt_samples": cc.rtt_samples, "alpha": cc.alpha,
-            "min_rtt_ns": cc.min_rtt}
-    return {"sent": sent, "state": state}, meta
+            "min_rtt_ns": cc.min_rtt, "capture_dropped": capture.dropped}
+    return {"sent": sent, "wire": wire_tx, "state": state}, meta

@@ -17,7 +17,6 @@ simulator's prediction of the same, side by side.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..diagnostics import CompileError, Diagnostic, error
+from ..diagnostics import CompileError, Diagnostic, Note, error
 from ..ir import _ir as I
 from ..sim.binding import FlowBinding, bind_traffic
 from ..sim.metrics import SimResult
@@ -185,10 +184,6 @@ def _sigterm_interrupts() -> Any:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _source_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def experiment(source: Path | str, *, build: Path | str | None = None,
                traffic: str = DEFAULT_TRAFFIC, duration: Any = DEFAULT_DURATION,
                seed: int = 1, state: Path | str | None = None, prefix: str | None = None,
@@ -226,6 +221,18 @@ def experiment(source: Path | str, *, build: Path | str | None = None,
     unsupported = live_support(bindings)
     if unsupported:
         raise CompileError(unsupported, sources)
+    if build is not None:
+        loaded = load_build(build)
+        given = json.loads((Path(build) / "manifest.json").read_text(encoding="utf-8"))
+        built = json.loads(compiled.artifacts["manifest.json"])
+        differ = sorted(p for p in set(given.get("files", {})) | set(built["files"])
+                        if given.get("files", {}).get(p) != built["files"].get(p))
+        if differ:
+            raise CompileError([error(
+                "E1302", f"{build} is not what {source} compiles to now",
+                notes=[Note(f"differs: {p}") for p in differ[:8]],
+                hint=f"recompile: `mosaico compile {source} -o {build}`, or leave out "
+                     "--build to let the experiment compile it")])
     if os.geteuid() != 0:
         raise CompileError([error("E1303", "the live experiment needs root (network "
                                            "namespaces, raw sockets, BMv2)",
@@ -237,17 +244,7 @@ def experiment(source: Path | str, *, build: Path | str | None = None,
     with ExitStack() as stack:
         if build is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="mosaico-exp-"))
-            build_dir = compiled.write(Path(tmp) / "build")
-        else:
-            build_dir = Path(build)
-        loaded = load_build(build_dir)
-        if build is not None:
-            manifest = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
-            if manifest.get("source", {}).get("sha256") != _source_digest(source):
-                raise CompileError([error(
-                    "E1302", f"{build_dir} was not compiled from {source} as it is now",
-                    hint=f"recompile: `mosaico compile {source} -o {build_dir}`, or leave out "
-                         "--build to let the experiment compile it")])
+            loaded = load_build(compiled.write(Path(tmp) / "build"))
         try:
             store = stack.enter_context(StateStore(Path(state) if state
                                                    else default_state_path()))

@@ -106,7 +106,7 @@ class Sampler:
     """Reads one switch's cells from a thread until stopped. Create it (which opens the
     CLI session and reads the baseline) before time zero; :meth:`start` then samples."""
 
-    def __init__(self, sw: SwitchAccess, *, period: float = 0.05,
+    def __init__(self, sw: SwitchAccess, *, period: float = 0.02,
                  counter_period: float = 1.0) -> None:
         self.sw = sw
         self.roles = cells_of(sw)

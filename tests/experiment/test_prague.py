@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from mosaico_dsl.experiment.prague import G, INITIAL_CWND, MIN_RTO_NS, ScalableController
+from mosaico_dsl.experiment.prague import INITIAL_CWND, MIN_RTO_NS, G, ScalableController
 
 RTT = 1_000_000  # 1 ms
 
