@@ -70,6 +70,7 @@ class Recorded:
     sinks: Mapping[str, tuple[dict, dict]]  # destination endpoint -> (meta, tables)
     switches: Mapping[str, SwitchSamples]
     testbed: Testbed
+    host: Mapping[str, Any] = field(default_factory=dict)  # cores, load before and after
 
 
 @dataclass(frozen=True)
@@ -236,12 +237,7 @@ def analyse(rec: Recorded, *, program: str, traffic: str, seed: int, bin_ns: int
             classes.append(_class(name, cls, rows, samples, port, duration, by_class[name],
                                   [fp for fp in mine if klass[fp.binding.name] == name]))
             if samples is not None:
-                cols = samples.find("qdelay", port.port, name)
-                inside = (samples.t_ns >= 0) & (samples.t_ns <= duration)
-                if cols:
-                    inside &= samples.fresh[:, cols[0]]
-                delays[name] = (samples.values[inside][:, cols].max(axis=1) / 1e3
-                                if cols and inside.any() else np.zeros(0))
+                delays[name] = _register_delays(samples, port.port, name, duration)
         switch_delay[port.name] = delays
         departed = (_counter(samples, "packets", port.port)
                     - _counter(samples, "drops", port.port))
@@ -283,6 +279,22 @@ def analyse(rec: Recorded, *, program: str, traffic: str, seed: int, bin_ns: int
                        warnings=tuple(warnings), traces=traces)
     extras = _extras(rec, flows, base, switch_delay)
     return LiveResult(result, tuple(flows), base, switch_delay, rec.switches, extras)
+
+
+def _register_delays(samples: SwitchSamples, port: int, klass: str, duration: int
+                     ) -> np.ndarray:
+    """The class's delay register (ms) at each sample taken during the run in which its
+    packet counter moved: the register then holds the delay of a packet dequeued since the
+    previous sample, not a value left from before."""
+    cols = samples.find("qdelay", port, klass)
+    pkts = samples.find("packets", port, klass)
+    if not cols:
+        return np.zeros(0)
+    keep = (samples.t_ns >= 0) & (samples.t_ns <= duration) & samples.fresh[:, cols[0]]
+    if pkts:
+        moved = np.diff(samples.values[:, pkts].sum(axis=1), prepend=0) > 0
+        keep &= moved & samples.fresh[:, pkts[0]]
+    return samples.values[keep][:, cols].max(axis=1) / 1e3
 
 
 def _active(fb: FlowBinding, duration: int) -> int:
@@ -415,6 +427,7 @@ def _extras(rec: Recorded, flows: list[FlowPackets], base: Mapping[str, int],
                     for name, (m, _) in sorted(rec.sinks.items())},
         "switch_sample_errors": {sw: list(s.errors[:5]) for sw, s in sorted(rec.switches.items())
                                  if s.errors},
+        "host": dict(rec.host),
         "flows": {},
     }
     for fp in flows:

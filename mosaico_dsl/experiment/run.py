@@ -299,6 +299,7 @@ def _run(program: I.Program, build, store, bindings: tuple[FlowBinding, ...],
             samplers.append(Sampler(sw))  # opens its CLI session, reads the baseline
             stack.callback(samplers[-1].close)
         t0 = time.time_ns() + _START_MARGIN_NS
+        load_before = os.getloadavg()
         agents.go(t0)
         for s in samplers:
             s.start(t0)
@@ -320,7 +321,9 @@ def _run(program: I.Program, build, store, bindings: tuple[FlowBinding, ...],
         sources = {task.flows[0].name: read_records(Path(task.output))
                    for label, task in tasks if task.role == SOURCE}
     progress.message("analysing")
-    recorded = Recorded(bindings, duration_ns, sources, sinks, samples, testbed)
+    host = {"cores": os.cpu_count(), "load_average_before": round(load_before[0], 2),
+            "load_average_after": round(os.getloadavg()[0], 2)}
+    recorded = Recorded(bindings, duration_ns, sources, sinks, samples, testbed, host)
     live = analyse(recorded, program=name, traffic=traffic, seed=seed,
                    bin_ns=_bin_ns(duration_ns), warnings=warnings)
     return live, testbed, provisioned.deployed_here

@@ -5,10 +5,10 @@ and drops per port and class, its latest Classic and L4S queue delays, every fil
 counter and the unclassified packets — plus the DualQ's base probability p′, the register
 next to its delay samples (the unit's registers share one prefix). Every cell is read
 before time zero, every ``counter_period`` while the traffic runs and once at the end; the
-registers — single samples, not sums — every ``period`` (a thread of its own: the reads
-wait on the switch, not on the CPU). Each read through the runtime CLI costs the switch a
-few milliseconds, which is why the counters, whose totals are what matters, are read
-less often.
+registers — single samples, not sums — and the DualQ's packet counters every ``period``
+(a thread of its own: the reads wait on the switch, not on the CPU). Each read through
+the runtime CLI takes the switch a few milliseconds, which is why the other counters,
+whose totals are what matters, are read less often.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ class SwitchSamples:
         return int(v[-1, columns].sum() - v[0, columns].sum())
 
 
-_REGISTERS = ("qdelay", "p_prime")
+# Read at every sample: the registers, and the DualQ's packet counters that tell whether a
+# delay register holds a new sample (a class that sent nothing keeps its last delay).
+_FAST = ("qdelay", "p_prime", "packets")
 
 
 class Sampler:
@@ -112,7 +114,7 @@ class Sampler:
         self.roles = cells_of(sw)
         self.period = period
         self.every = max(1, round(counter_period / period))
-        self.registers = [i for i, r in enumerate(self.roles) if r.metric in _REGISTERS]
+        self.registers = [i for i, r in enumerate(self.roles) if r.metric in _FAST]
         self.t0 = 0
         self.cli = RuntimeCli(sw.namespace, sw.thrift_port)
         self.rows: list[tuple[int, list[int], list[tuple[int, int]]]] = []  # t, cells, values
