@@ -81,11 +81,16 @@ def mosaico(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_deploy_status_destroy(compiled, prefix, state_path):
-    args = ["--target", "local", "--local-prefix", prefix, "--state", str(state_path)]
+@pytest.mark.parametrize("plane", [pytest.param("bmv2", marks=[pytest.mark.bmv2,
+                                                                 pytest.mark.p4c]),
+                                   "linux"])
+def test_deploy_status_destroy(compiled, prefix, state_path, plane):
+    args = ["--target", "local", "--local-prefix", prefix, "--state", str(state_path),
+            "--data-plane", plane]
     r = mosaico("deploy", str(compiled), *args)
     assert r.exit_code == 0, r.output
     assert f"+ namespace {prefix}s1 (switch s1)" in r.output
+    assert f"note: switch s1: data plane {plane}" in r.output
     plan = json.loads((compiled / "local.json").read_text())
     assert namespaces(prefix) == {prefix + ns["name"] for ns in plan["namespaces"]}
     # The topology is really wired: the client reaches the server across s1 and s2 (and
@@ -101,6 +106,7 @@ def test_deploy_status_destroy(compiled, prefix, state_path):
     rows = json.loads(mosaico("status", *args, "--format", "json").output)
     s1 = [r for r in rows if r["node"] == "s1"]
     assert s1 and all(r["state"] == "running" for r in s1)
+    assert s1[0]["detail"].startswith(f"data plane: {plane}")
     assert any(r["service"] == "web" for r in s1)
     assert all(isinstance(r["packets"], int) for r in s1 if r["service"] == "web")
     s1_total = next(r for r in s1 if r["service"] == "*")

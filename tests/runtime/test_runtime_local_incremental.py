@@ -70,7 +70,10 @@ def builds(tmp_path_factory):
 
 
 def args_for(prefix: str, state_path: Path) -> list[str]:
-    return ["--target", "local", "--local-prefix", prefix, "--state", str(state_path)]
+    # The Linux stand-in: these tests read its rulesets and qdiscs (BMv2's own incremental
+    # redeploys are in test_runtime_local_bmv2.py).
+    return ["--target", "local", "--local-prefix", prefix, "--state", str(state_path),
+            "--data-plane", "linux"]
 
 
 _MARK = "/proc/sys/net/ipv4/tcp_fin_timeout"  # per namespace; 60 in a new one

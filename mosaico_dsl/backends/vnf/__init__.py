@@ -5,7 +5,9 @@ the local target (the whole topology in network namespaces on one machine).
 target with :func:`apply` / :func:`destroy` on a plan from :func:`load_plan` (or
 :func:`plan_local`), changes a realisation into another with :func:`diff` and
 :func:`apply_changes` (only what differs), finds drift with :func:`inspect`, and reads the
-data plane's named counters with :func:`read_counters`.
+data plane's named counters with :func:`read_counters`. ``apply(plan,
+switches=switch_programs(build))`` runs each switch's P4 program on BMv2 instead of the
+Linux stand-in.
 """
 
 from .backend import generate
@@ -23,10 +25,13 @@ from .local import (
     load_plan,
     read_counters,
     reload_ruleset,
+    switch_programs,
 )
 from .localplan import LocalPlan, LocalPlanError, plan_local
+from .localswitch import SwitchProgram
 from .schema import validate
 
 __all__ = ["generate", "LocalPlan", "LocalPlanError", "plan_local", "load_plan", "apply",
            "destroy", "read_counters", "Deployment", "LocalTargetError", "validate", "diff",
-           "apply_changes", "inspect", "reload_ruleset", "Changes", "Step", "Drift"]
+           "apply_changes", "inspect", "reload_ruleset", "Changes", "Step", "Drift",
+           "switch_programs", "SwitchProgram"]

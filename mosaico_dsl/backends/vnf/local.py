@@ -402,7 +402,7 @@ def diff(old: LocalPlan | None, new: LocalPlan | None, *, old_prefix: str | None
             "a port's link is replaced" if devices(key) & {d for _, d in w.ports} else None
         if why is not None:
             restart[key] = why
-            out.append(Step(DELETE, f"stop {w}", w, None, shown=False))
+            out.append(Step(DELETE, str(w), w, None, shown=False))
     for key, q in a.qdiscs.items():
         if key[0] not in kept or key in going:
             out.append(Step(DELETE, f"queue of {key[0]}:{key[1]} ({q})", q, None,
