@@ -127,4 +127,5 @@ CODES: dict[str, str] = {
     "W0801": "placement not proven optimal",
     "W1101": "simulated traffic matches no service",
     "W1102": "function without a simulation model",
+    "W1103": "simulated TCP traffic on a service that drops its replies",
 }

@@ -22,20 +22,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite golden files from the current output")
 
 
+# Where MOSAICO_REQUIRE_P4TOOLS=1 (.ci/run sets it after installing the real tools), a test
+# whose P4 tool is missing fails instead of skipping: in CI they must all run.
+REQUIRE_P4TOOLS = "MOSAICO_REQUIRE_P4TOOLS"
+_P4_TOOLS = {"p4c": ("p4c-bm2-ss",), "bmv2": ("simple_switch",)}
+_P4_HINT = ("install p4c and BMv2 (README: p4lang's packages or Docker images), or unset "
+            f"{REQUIRE_P4TOOLS}")
+
+
+def _missing_p4_tools(item: pytest.Item, marker: str) -> list[str]:
+    """Binaries a ``p4c``/``bmv2`` test needs that are not on PATH: the marker's arguments
+    (``@pytest.mark.bmv2("simple_switch_grpc")``), else the marker's default tool."""
+    needed = [tool for m in item.iter_markers(marker) for tool in m.args] or \
+        list(_P4_TOOLS[marker])
+    return [tool for tool in dict.fromkeys(needed) if shutil.which(tool) is None]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests whose real tools are missing, saying which and why."""
-    reasons = {
-        "root": None if os.geteuid() == 0 else
-        "needs root for network namespaces, veth and nftables (CI runs as root)",
-        "p4c": None if shutil.which("p4c-bm2-ss") else
-        "p4c-bm2-ss is not on PATH (install p4c from p4lang packages to run it)",
-        "bmv2": None if shutil.which("simple_switch_grpc") or shutil.which("simple_switch")
-        else "BMv2 simple_switch(_grpc) is not on PATH (install behavioral-model to run it)",
-    }
+    """Skip tests whose real tools are missing, saying which and why — or, where the
+    environment says the P4 tools are expected, fail them."""
+    required = os.environ.get(REQUIRE_P4TOOLS) == "1"
+    root = None if os.geteuid() == 0 else \
+        "needs root for network namespaces, veth and nftables (CI runs as root)"
     for item in items:
-        for marker, reason in reasons.items():
-            if reason and item.get_closest_marker(marker):
-                item.add_marker(pytest.mark.skip(reason=reason))
+        if root and item.get_closest_marker("root"):
+            item.add_marker(pytest.mark.skip(reason=root))
+        for marker in _P4_TOOLS:
+            if item.get_closest_marker(marker) is None:
+                continue
+            missing = _missing_p4_tools(item, marker)
+            if not missing:
+                continue
+            reason = f"{', '.join(missing)} not on PATH"
+            if not required:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{reason} (install p4c/BMv2 from p4lang packages to run it)"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Where the P4 tools are required, a test that needs a missing one fails at setup."""
+    if os.environ.get(REQUIRE_P4TOOLS) != "1":
+        return
+    for marker in _P4_TOOLS:
+        if item.get_closest_marker(marker) is not None:
+            missing = _missing_p4_tools(item, marker)
+            if missing:
+                pytest.fail(f"{', '.join(missing)} not on PATH, but {REQUIRE_P4TOOLS}=1 says "
+                            f"the P4 tools are installed: {_P4_HINT}", pytrace=False)
 
 
 @pytest.fixture

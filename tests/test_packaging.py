@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -37,9 +38,17 @@ def test_wheel_contains_the_data_folders(wheel):
 def test_installed_mosaico_runs_from_another_directory(wheel, tmp_path):
     # A fresh virtual environment that borrows only the dependencies from this one; mosaico
     # itself comes from the wheel, and runs with /tmp-like cwd far from the checkout.
+    # (`system_site_packages` would borrow the *base* interpreter's packages, which lack
+    # the dependencies when this one is a venv: a .pth file borrows this one's instead,
+    # after the fresh environment's own site-packages, and without their .pth files, so
+    # this environment's editable mosaico stays out.)
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True, system_site_packages=True)
+    venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
+    own = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    borrowed = dict.fromkeys(sysconfig.get_path(k) for k in ("purelib", "platlib"))
+    (Path(own) / "_mosaico_test_borrowed.pth").write_text("\n".join(borrowed) + "\n")
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
                     str(wheel)], check=True)
     where = subprocess.run([str(py), "-c", "import mosaico_dsl; print(mosaico_dsl.__file__)"],

@@ -14,7 +14,10 @@ placement gives its service and source, visit by visit (VNF detours included):
 * at the destination the flow's receiver takes it.
 
 Packets that no service matches are dropped at the first switch (a classifier miss). ACKs
-return along the shortest path with its propagation and serialisation delays, unqueued.
+are the service's *replies* (``reply forward``): they return along the reply path — the
+route reversed, detours cut (``Route.reply_nodes``) — with its propagation and
+serialisation delays, unqueued and through no function. A service with ``reply drop``
+returns none, so a TCP flow there never completes its handshake (:class:`UnansweredConnect`).
 """
 
 from __future__ import annotations
@@ -28,15 +31,14 @@ from typing import Any
 from ..aqm.dualq import DualQConstants
 from ..diagnostics import Diagnostic, warning
 from ..ir import _ir as I
-from ..ir.graph import shortest_path
 from ..place import Placement
 from .binding import FlowBinding, bind_traffic, header_fields
 from .engine import Engine
 from .filters import Classifier, Filter, PassThrough, build_filter
-from .packet import ACK_SIZE, IP_TCP_HEADER, IP_UDP_HEADER, Packet
+from .packet import ACK_SIZE, IP_TCP_HEADER, IP_UDP_HEADER, SYN_SIZE, Packet
 from .ports import DualQPort, FifoPort, Port
 from .sources import DatagramSink, OpenLoopSource
-from .tcp import TcpReceiver, TcpSender
+from .tcp import TcpReceiver, TcpSender, UnansweredConnect
 from .traffic import FlowSpec
 
 __all__ = ["Network", "Flow", "NodeStage", "DropLog", "build", "BMV2_QUEUE_DEPTH",
@@ -278,20 +280,26 @@ def _flow(b: _Builder, fb: FlowBinding, topo: I.Topology) -> Flow:
     flow.matched = fb.matched
     classifier: Filter | None = None
     first_switch = fb.route.visits[1].node
+    svc = next(s for s in b.program.services if s.name == fb.service)
     if not fb.matched:
         classifier = Classifier(first_switch, None, fb.service)
     elif fb.classify_per_packet:
-        svc = next(s for s in b.program.services if s.name == fb.service)
         classifier = Classifier(first_switch, svc.match, fb.service)
     flow.path = b.path(flow, topo, fb.route.visits, classifier)
-    back = shortest_path(topo, fb.destination, fb.source) or \
-        tuple(reversed([v.node for v in fb.route.visits]))
     ack_delay = 0
-    for x, y in itertools.pairwise(back):
+    for x, y in itertools.pairwise(fb.route.reply_nodes):
         lk = _link(topo, x, y)
         ack_delay += lk.delay.ns + (ACK_SIZE * 8 * _NS + lk.bandwidth.bps - 1) // lk.bandwidth.bps
     e = b.engine
-    if fb.is_tcp:
+    if fb.is_tcp and not svc.replies:
+        b.diags.append(warning(
+            "W1103", f"{fb.name} ({fb.kind} from {fb.source}) is TCP, but service "
+            f"{fb.service} drops its replies (`reply drop`): the handshake never completes, "
+            "only SYNs are sent", fb.spec.span, f"remove `reply drop` from service "
+            f"{fb.service}, or simulate open-loop traffic (cbr, onoff) on it"))
+        flow.sender = UnansweredConnect(e, flow, ecn=fb.ecn, stop=fb.stop_ns)
+        flow.receiver = DatagramSink(b.bin_ns, SYN_SIZE, b.duration)
+    elif fb.is_tcp:
         flow.sender = TcpSender(e, flow, fb.kind, ecn=fb.ecn, pacing=fb.pacing, size=fb.size,
                                 limit=fb.limit, stop=fb.stop_ns)
         flow.receiver = TcpReceiver(e, flow, flow.sender, ack_delay, b.bin_ns, b.duration)

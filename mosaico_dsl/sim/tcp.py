@@ -30,9 +30,9 @@ from heapq import heappush
 from typing import Any
 
 from .engine import Engine
-from .packet import CE, IP_TCP_HEADER, Packet
+from .packet import CE, IP_TCP_HEADER, SYN_SIZE, Packet
 
-__all__ = ["TcpSender", "TcpReceiver", "CONGESTION_CONTROLS"]
+__all__ = ["TcpSender", "TcpReceiver", "UnansweredConnect", "CONGESTION_CONTROLS"]
 
 NS = 1_000_000_000
 MIN_RTO = 200_000_000
@@ -377,3 +377,38 @@ class TcpReceiver:
         e = self.engine
         heappush(e.heap, (t + self.ack_delay, next(e.counter), self.sender.on_ack,
                           (self.rcv_nxt, seq, ce, pkt.sent)))
+
+
+class UnansweredConnect:
+    """A TCP connect whose SYN-ACK never returns (its service has ``reply drop``): the SYN,
+    then retransmissions after 1, 2, 4, … s — RFC 6298's initial RTO of 1 s, doubled at
+    each timeout (5.5) — until Linux's default ``tcp_syn_retries`` (6) are spent. No data
+    is ever sent; the destination's sink counts the SYNs that reach it."""
+
+    RETRIES = 6
+    cwnd_trace: tuple = ()
+
+    def __init__(self, engine: Engine, flow: Any, *, ecn: int, stop: int) -> None:
+        self.engine = engine
+        self.flow = flow
+        self.ecn = ecn
+        self.stop_at = stop
+        self.sent = 0
+        self.timeouts = 0
+
+    def start(self, t: int, _: Any = None) -> None:
+        self._syn(t, 0)
+
+    def _syn(self, t: int, attempt: Any) -> None:
+        if t >= self.stop_at or attempt > self.RETRIES:
+            return
+        if attempt:
+            self.timeouts += 1
+        self.sent += 1
+        self.flow.path[0].arrive(t, Packet(self.flow, attempt, SYN_SIZE, self.ecn,
+                                           self.flow.src_ip, t, True))
+        e = self.engine
+        heappush(e.heap, (t + (NS << attempt), next(e.counter), self._syn, attempt + 1))
+
+    def stop(self, t: int, _: Any = None) -> None:
+        self.stop_at = min(self.stop_at, t)

@@ -29,8 +29,8 @@ def flagship(tmp_path_factory):
         tmp_path_factory.mktemp("conformance") / "build")
 
 
-@pytest.fixture(params=["reference", pytest.param("bmv2", marks=[pytest.mark.bmv2,
-                                                                 pytest.mark.p4c])])
+@pytest.fixture(params=["reference", pytest.param(
+    "bmv2", marks=[pytest.mark.bmv2("simple_switch_grpc"), pytest.mark.p4c])])
 def switch(request, flagship, reference_switch, tmp_path):
     """(address, schema) of a switch running the flagship's pipeline, pushed by us."""
     schema = load_p4info(flagship / "s1" / "p4info.txtpb")

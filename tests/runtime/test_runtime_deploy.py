@@ -328,7 +328,7 @@ def test_target_serve_cli(served_switch, twin, state_path):
 
 
 @pytest.mark.parametrize("switch", ["reference", pytest.param(
-    "bmv2", marks=[pytest.mark.bmv2, pytest.mark.p4c])])
+    "bmv2", marks=[pytest.mark.bmv2("simple_switch_grpc"), pytest.mark.p4c])])
 def test_flagship_build_deploys_and_converges(switch, reference_switch, tmp_path, state_path):
     """The P4 backend's real artifacts for examples/secure_l4s.mosaico, end to end."""
     from runtime_helpers import ROOT, start_bmv2, wait_listening

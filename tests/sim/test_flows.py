@@ -158,3 +158,56 @@ def test_without_a_queue_function_the_egress_is_bmv2s_64_packet_fifo():
     assert (b.name, b.discipline, b.function) == ("s1->server", "switch", None)
     assert r.classic.occupancy.max == 64 and r.classic.overflow_drops > 0
     assert r.classic.delay_ms.max == pytest.approx(64, abs=1.5)  # 64 packets of 1 ms
+
+
+def test_acks_are_replies_and_skip_the_detour():
+    # The Blocklist is pinned on `a`, off the shortest path: requests detour
+    # client → s1 → a → s1 → b → s3 → server (14 ms). ACKs are replies: they take the route
+    # reversed with the detour cut, server → s3 → b → s1 → client (4 ms), through no
+    # function. One segment: one RTT sample, no queue anywhere.
+    text = """import std.security as sec
+from std.fwd import Forward
+topology t {
+  switch s1 : bmv2 { ports: 4 }
+  switch a : bmv2 { ports: 2 }
+  switch b : bmv2 { ports: 2 }
+  switch s3 : bmv2 { ports: 4 }
+  endpoint client { ip: 10.0.1.1, trusted: true }
+  endpoint server { ip: 10.0.2.1 }
+  link client -- s1.0 { bandwidth: 10Gbps, delay: 1ms }
+  link s1.1 -- a.0 { bandwidth: 10Gbps, delay: 5ms }
+  link a.1 -- s3.1 { bandwidth: 10Gbps, delay: 5ms }
+  link s1.2 -- b.0 { bandwidth: 10Gbps, delay: 1ms }
+  link b.1 -- s3.2 { bandwidth: 10Gbps, delay: 1ms }
+  link s3.0 -- server { bandwidth: 10Gbps, delay: 1ms }
+}
+service web on t {
+  match ipv4.dst == server and tcp.dport == 80
+  from client
+  chain { sec.Blocklist(prefixes: [203.0.113.0/24]) @ a -> Forward(to: server) }
+}
+"""
+    r = simulate(text, duration="1s", traffic="reno[bytes=1448B]")
+    (route,) = _placement(text).routes
+    assert route.reply_nodes == ("server", "s3", "b", "s1", "client"), route
+    assert r.flow("reno#1").mean_rtt_ms == pytest.approx(14 + 4, abs=0.05)
+
+
+def _placement(text: str):
+    from mosaico_dsl import compiler
+    from mosaico_dsl.place import place
+    return place(compiler.check(text))
+
+
+def test_tcp_on_a_service_that_drops_replies_never_connects():
+    text = line_program().replace("  chain {", "  reply drop\n  chain {")
+    r = simulate(text, duration="10s", traffic="cubic")
+    (w,) = [d for d in r.warnings if d.code == "W1103"]
+    assert "reply drop" in w.message
+    f = r.flow("cubic#1")
+    # Only SYNs: at 0, 1, 3 and 7 s (RFC 6298 backoff from 1 s), no data, no goodput.
+    assert (f.sent, f.received, f.timeouts) == (4, 4, 3)
+    assert _goodput_bytes(r, "cubic#1") == 0
+    # Open-loop traffic needs no replies and is unaffected.
+    udp = simulate(text, duration="2s", traffic="cbr[rate=1Mbps,dport=80]")
+    assert not [d for d in udp.warnings if d.code == "W1103"]

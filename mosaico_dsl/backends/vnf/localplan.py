@@ -480,30 +480,25 @@ class _Builder:
         marks: dict[str, int] = {}
         steering: list[Steer] = []
         policy: list[PolicyRoute] = []
+        wanted: list[tuple[str, str, str, str, str, tuple]] = []  # what to steer where
         for (s_ns, iif, svc_name), (nxt, oif) in steer.items():
-            if s_ns != ns:
-                continue
-            if nxt not in marks:
-                marks[nxt] = len(marks) + 1
-                via = self.adj[(ns, nxt)][1]
-                policy.append(PolicyRoute(marks[nxt], _TABLE_BASE + marks[nxt], via, oif,
-                                          f"service traffic towards {nxt}"))
-            svc = self.program.service(svc_name)
-            steering.append(Steer(f"{svc_name} entering by {iif} continues to {nxt}", iif,
-                                  clauses(svc.match), marks[nxt]))
+            if s_ns == ns:
+                wanted.append((iif, nxt, oif, "service traffic",
+                               f"{svc_name} entering by {iif} continues to {nxt}",
+                               clauses(self.program.service(svc_name).match)))
         for (s_ns, iif, svc_name, source), (nxt, oif) in self.reply_steer.items():
-            if s_ns != ns:
-                continue
+            if s_ns == ns:
+                svc = self.program.service(svc_name)
+                wanted.append((iif, nxt, oif, "replies", f"replies of {svc_name} to {source} "
+                               f"entering by {iif} return by {nxt}",
+                               clauses(reply_match(svc, self.topo, (source,)))))
+        for iif, nxt, oif, what, comment, matches in wanted:
             if nxt not in marks:
                 marks[nxt] = len(marks) + 1
                 via = self.adj[(ns, nxt)][1]
                 policy.append(PolicyRoute(marks[nxt], _TABLE_BASE + marks[nxt], via, oif,
-                                          f"replies towards {nxt}"))
-            svc = self.program.service(svc_name)
-            steering.append(Steer(f"replies of {svc_name} to {source} entering by {iif} "
-                                  f"return by {nxt}", iif,
-                                  clauses(reply_match(svc, self.topo, (source,))),
-                                  marks[nxt]))
+                                          f"{what} towards {nxt}"))
+            steering.append(Steer(comment, iif, matches, marks[nxt]))
         functions: list[NftFunction] = []
         sequences: list[Sequence] = []
         dispatch: list[Dispatch] = []

@@ -104,6 +104,8 @@ def programs(draw) -> str:
             lines.append("  match " + draw(st.sampled_from(PREDICATES)).format(dst=f"d{i}"))
         if draw(st.booleans()):
             lines.append("  from c1")
+        if draw(st.integers(0, 3)) == 0:
+            lines.append("  reply drop")
         lines.append("  chain {\n    " + "\n    -> ".join(steps) + "\n  }\n}")
     return "\n".join(lines) + "\n"
 

@@ -1,41 +1,47 @@
-"""The generated programs on the real tools: p4c compiles them and agrees on P4Info; BMv2
-runs the flagship between network namespaces and shows blocklisting, L4S CE marking,
-Classic drops that rise with the queue, and forwarding.
+"""The generated programs on the real tools: p4c compiles them without a warning about
+generated code and agrees on P4Info; BMv2 runs the flagship between network namespaces and
+shows forwarding, blocklisting, replies returned to their client (and nothing else), L4S
+CE marking, and Classic drops that rise with the queue.
 
 Marked ``p4c`` / ``bmv2`` / ``root``: they skip (with the reason) where the binaries or root
-are missing — p4c and BMv2 are not installable on the machine this was written on.
+are missing, and fail there when MOSAICO_REQUIRE_P4TOOLS=1 (CI). The switch runs in a
+namespace of its own (its Thrift port is private to it), so concurrent runs do not collide.
+Every traffic test checks that its sender produced the load the test relies on.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from bmv2_support import (
+    Bmv2Switch,
+    Host,
+    Load,
+    p4c,
+    parse_counter,
+    parse_register,
+    received,
+    send,
+    sniff,
+    start_switch,
+    stop_switch,
+)
 from google.protobuf import text_format
-from p4_support import EXAMPLES, ROOT, compiled, switch_dirs
+from p4_support import EXAMPLES, ROOT, switch_dirs
 
+import mosaico_dsl as mo
 from mosaico_dsl.p4proto import p4i as P
 
+# Every example and every test program that compiles to P4.
+PROGRAMS = (*EXAMPLES, *sorted((ROOT / "tests" / "backends" / "vnf" / "programs").glob(
+    "*.mosaico")), *sorted((ROOT / "tests" / "runtime" / "data").glob("*.mosaico")))
 
-def _write(example: Path, out: Path) -> dict[str, Path]:
-    compiled(example).write(out)
-    return {name: out / name for name in switch_dirs(compiled(example))}
 
-
-def _p4c(switch_dir: Path, name: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["p4c-bm2-ss", "--arch", "v1model", "--std", "p4-16", "-o", f"{name}.json",
-         "--p4runtime-files", "p4info.p4c.txtpb", f"{name}.p4"],
-        cwd=switch_dir, capture_output=True, text=True, timeout=600)
+def _write(source: Path, out: Path) -> dict[str, Path]:
+    result = mo.compile(source, emit=["p4"])
+    result.write(out)
+    return {name: out / name for name in switch_dirs(result)}
 
 
 def _summary(info: P.P4Info) -> dict:
@@ -61,10 +67,12 @@ def _summary(info: P.P4Info) -> dict:
 
 
 @pytest.mark.p4c
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_p4c_compiles_and_agrees_on_p4info(example, tmp_path):
-    for name, d in _write(example, tmp_path / "build").items():
-        r = _p4c(d, name)
+@pytest.mark.parametrize("source", PROGRAMS, ids=lambda p: p.stem)
+def test_p4c_compiles_and_agrees_on_p4info(source, tmp_path):
+    dirs = _write(source, tmp_path / "build")
+    assert dirs
+    for name, d in dirs.items():
+        r = p4c(d, name)
         assert r.returncode == 0, r.stderr
         ours = [line for line in r.stderr.splitlines()
                 if "warning" in line.lower() and "v1model.p4" not in line
@@ -75,214 +83,146 @@ def test_p4c_compiles_and_agrees_on_p4info(example, tmp_path):
         assert _summary(theirs) == _summary(mine)
 
 
+def test_cli_values_are_read_in_both_formats():
+    # This BMv2 (1.15) prints the first; older ones the second.
+    assert parse_counter("RuntimeCmd: MosaicoIngress.web_ll_0_blocklist_dropped[0]= "
+                         "(1400 bytes, 20 packets)\nRuntimeCmd:") == (20, 1400)
+    assert parse_counter("x[3]= BmCounterValue(packets=7, bytes=420)") == (7, 420)
+    assert parse_counter("x[3]= BmCounterValue(bytes=420, packets=7)") == (7, 420)
+    assert parse_register("RuntimeCmd: MosaicoEgress.dualq1_p[0]= 4242\n") == 4242
+    with pytest.raises(ValueError):
+        parse_counter("RuntimeCmd: Invalid counter operation (INVALID_COUNTER_NAME)")
+
+
 # ------------------------------------------------------------------ BMv2 in namespaces
 
 FLAGSHIP = ROOT / "examples" / "secure_l4s.mosaico"
-HOSTS = {  # namespace → (switch port, IPv4, MAC) as the flagship topology wires them
-    "mo-server": (0, "10.0.2.1", "02:00:00:00:00:10"),
-    "mo-l4s": (1, "10.0.1.1", "02:00:00:00:00:11"),
-    "mo-classic": (2, "10.0.1.2", "02:00:00:00:00:12"),
-    "mo-attacker": (3, "203.0.113.9", "02:00:00:00:00:13"),
+SERVER = "10.0.2.1"
+HOSTS = {  # as the flagship topology wires them
+    "server": Host(0, SERVER, "02:00:00:00:00:10"),
+    "l4s": Host(1, "10.0.1.1", "02:00:00:00:00:11"),
+    "classic": Host(2, "10.0.1.2", "02:00:00:00:00:12"),
+    "attacker": Host(3, "203.0.113.9", "02:00:00:00:00:13"),
 }
-SWITCH_MAC = "02:00:00:00:00:fe"
+DRAIN_PPS = 1000  # port 0: queue_rate 12Mbps at 1500-byte packets (run-bmv2.sh)
 
 
-def _sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
+@pytest.fixture(scope="module")
+def flagship_build(tmp_path_factory) -> Path:
+    d = _write(FLAGSHIP, tmp_path_factory.mktemp("bmv2") / "build")["s1"]
+    r = p4c(d, "s1")
+    assert r.returncode == 0, r.stderr
+    return d
 
 
 @pytest.fixture
-def flagship_switch(tmp_path):
-    """BMv2 running the flagship's s1, one namespace per endpoint on a veth pair."""
-    if not shutil.which("simple_switch"):
-        pytest.skip("the flagship's DualQ needs simple_switch --priority-queues 2; "
-                    "simple_switch_grpc has no priority queues")
-    d = _write(FLAGSHIP, tmp_path / "build")["s1"]
-    r = _p4c(d, "s1")
-    assert r.returncode == 0, r.stderr
-    created: list[str] = []
-    env = dict(os.environ)
-    proc = None
+def s1(flagship_build):
+    """BMv2 running the flagship's s1 (fresh state), one namespace per endpoint."""
+    sw, proc = start_switch(flagship_build, "s1", HOSTS, idle_ports=(4,))
     try:
-        for ns, (port, ip, mac) in HOSTS.items():
-            _sh("ip", "netns", "add", ns)
-            created.append(ns)
-            sw_if = f"mo-s1-p{port}"
-            _sh("ip", "link", "add", sw_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _sh("ip", "link", "set", sw_if, "up")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "address", mac)
-            _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/8", "dev", "eth0")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-            for _, (_, other_ip, _) in HOSTS.items():  # static ARP: everything via s1
-                if other_ip != ip:
-                    _sh("ip", "netns", "exec", ns, "ip", "neigh", "replace", other_ip,
-                        "lladdr", SWITCH_MAC, "dev", "eth0")
-            env[f"IFACE_{port}"] = sw_if
-        for port in (4,):  # nfvi1's port: present but idle
-            _sh("ip", "link", "add", f"mo-s1-p{port}", "type", "veth", "peer", "name",
-                f"mo-s1-x{port}")
-            _sh("ip", "link", "set", f"mo-s1-p{port}", "up")
-            env[f"IFACE_{port}"] = f"mo-s1-p{port}"
-        env["BMV2"] = "simple_switch"
-        proc = subprocess.Popen(["sh", str(d / "run-bmv2.sh")], cwd=d, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            probe = subprocess.run(["simple_switch_CLI", "--thrift-port", "9090"],
-                                   input="counter_read MosaicoIngress.unclassified_packets 0\n",
-                                   capture_output=True, text=True)
-            if "unclassified_packets" in probe.stdout and proc.poll() is None:
-                # the script loads entries right after the switch answers: wait for them
-                time.sleep(2)
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("BMv2 did not start: " + (proc.stdout.read().decode()
-                                                   if proc.stdout else ""))
-        yield d
+        yield sw
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        for ns in created:
-            _sh("ip", "netns", "del", ns, check=False)
-        for port in range(5):
-            _sh("ip", "link", "del", f"mo-s1-p{port}", check=False)
+        stop_switch(sw, proc)
 
 
-def _cli(command: str) -> str:
-    return subprocess.run(["simple_switch_CLI", "--thrift-port", "9090"], input=command + "\n",
-                          capture_output=True, text=True, timeout=60).stdout
+def _check_load(load: Load, packets: int, pps: float | None = None) -> None:
+    """The sender really sent ``packets`` — and at ``pps`` or faster where that matters."""
+    assert load.sent == packets, f"the sender put {load.sent} of {packets} packets on the wire"
+    if pps is not None:
+        assert load.pps >= pps, (f"the sender reached {load.pps:.0f} pps, not the {pps:.0f} "
+                                 f"this test needs ({load})")
 
 
-def _counter(name: str, index: int) -> int:
-    """Packets of a counter cell (``name[i]= BmCounterValue(packets=N, ...)``)."""
-    m = re.search(r"packets=(\d+)", _cli(f"counter_read {name} {index}"))
-    assert m, f"cannot read counter {name}[{index}]"
-    return int(m.group(1))
-
-
-def _register(name: str, index: int) -> int:
-    m = re.search(r"\]=\s*(\d+)", _cli(f"register_read {name} {index}"))
-    assert m, f"cannot read register {name}[{index}]"
-    return int(m.group(1))
-
-
-_TRAFFIC = textwrap.dedent("""
-    import json, sys, time
-    from scapy.all import AsyncSniffer, Ether, IP, TCP, UDP, sendp, conf
-    conf.verb = 0
-    spec = json.loads(sys.argv[1])
-    if spec["mode"] == "sniff":
-        s = AsyncSniffer(iface="eth0", filter="ip and dst host " + spec["dst"], store=True)
-        s.start(); time.sleep(spec["seconds"]); s.stop()
-        def checksum_ok(ip):
-            fresh = IP(bytes(ip))
-            seen = fresh.chksum
-            del fresh.chksum
-            return IP(bytes(fresh)).chksum == seen
-        print(json.dumps([{"ecn": p[IP].tos & 3, "ttl": p[IP].ttl, "src": p[IP].src,
-                           "chksum_ok": checksum_ok(p[IP]), "t": float(p.time)}
-                          for p in s.results]))
-    else:
-        pkt = (Ether(src=spec["mac"], dst=spec["switch"]) /
-               IP(src=spec["src"], dst=spec["dst"], tos=spec["ecn"], ttl=64) /
-               TCP(sport=40000, dport=spec["dport"], flags="A") / (b"x" * spec["payload"]))
-        gap = 1.0 / spec["pps"]
-        start = time.time()
-        for i in range(spec["count"]):
-            sendp(pkt, iface="eth0")
-            delay = start + (i + 1) * gap - time.time()
-            if delay > 0:
-                time.sleep(delay)
-""")
-
-
-def _in_ns(ns: str, spec: dict, background: bool = False):
-    cmd = ["ip", "netns", "exec", ns, sys.executable, "-c", _TRAFFIC, json.dumps(spec)]
-    if background:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-
-
-def _send(ns: str, *, count: int, pps: float, ecn: int = 0, dport: int = 80,
-          payload: int = 1400, background: bool = False):
-    _, src, mac = HOSTS[ns]
-    return _in_ns(ns, {"mode": "send", "src": src, "dst": "10.0.2.1", "mac": mac,
-                       "switch": SWITCH_MAC, "ecn": ecn, "dport": dport, "count": count,
-                       "pps": pps, "payload": payload}, background=background)
-
-
-def _sniff_server(seconds: float):
-    return _in_ns("mo-server", {"mode": "sniff", "dst": "10.0.2.1", "seconds": seconds},
-                  background=True)
-
-
-def _received(proc) -> list[dict]:
-    out, _ = proc.communicate(timeout=300)
-    return json.loads(out.strip().splitlines()[-1]) if out.strip() else []
+bmv2_test = [pytest.mark.bmv2, pytest.mark.p4c, pytest.mark.root]
 
 
 @pytest.mark.bmv2
 @pytest.mark.p4c
 @pytest.mark.root
-def test_forwarding_and_blocklist(flagship_switch):
-    sniffer = _sniff_server(6)
-    time.sleep(1)
-    _send("mo-classic", count=20, pps=50, payload=100)
-    _send("mo-attacker", count=20, pps=50, payload=100)
-    got = _received(sniffer)
-    from_classic = [p for p in got if p["src"] == "10.0.1.2"]
+def test_forwarding_and_blocklist(s1: Bmv2Switch):
+    server = sniff(s1, "server", f"ip and dst host {SERVER}")
+    _check_load(send(s1, "classic", dst=SERVER, bursts=20, burst=1, interval=0.01,
+                     payload=100), 20)
+    _check_load(send(s1, "attacker", dst=SERVER, bursts=20, burst=1, interval=0.01,
+                     payload=100), 20)
+    got = received(server)
+    from_classic = [p for p in got if p["src"] == HOSTS["classic"].ip]
     assert len(from_classic) == 20
     assert all(p["ttl"] == 63 and p["chksum_ok"] for p in from_classic)
-    assert not [p for p in got if p["src"] == "203.0.113.9"]
-    assert _counter("MosaicoIngress.web_ll_0_blocklist_dropped", 0) == 20
+    assert not [p for p in got if p["src"] == HOSTS["attacker"].ip]
+    assert s1.counter("MosaicoIngress.web_ll_0_blocklist_dropped", 0) == 20
 
 
 @pytest.mark.bmv2
 @pytest.mark.p4c
 @pytest.mark.root
-def test_l4s_packets_are_ce_marked_once_the_l_queue_passes_the_threshold(flagship_switch):
-    # Port 0 drains 1000 pps; 150 ECT(1) packets at 4000 pps queue up well past 1.2 ms.
-    sniffer = _sniff_server(8)
-    time.sleep(1)
-    _send("mo-l4s", count=150, pps=4000, ecn=1)
-    got = [p for p in _received(sniffer) if p["src"] == "10.0.1.1"]
-    assert got, "no L4S packet arrived"
-    got.sort(key=lambda p: p["t"])
+def test_replies_return_to_the_client_and_nothing_else_does(s1: Bmv2Switch):
+    """The server's answers to the Classic client — the reverse 5-tuple of web_ll's
+    traffic — leave by the client's port; the same client addressed from another server
+    port, or by UDP, is no reply: dropped and counted."""
+    classic = sniff(s1, "classic", f"ip and src host {SERVER}")
+    l4s = sniff(s1, "l4s", f"ip and src host {SERVER}")
+    client = HOSTS["classic"].ip
+    _check_load(send(s1, "server", dst=client, sport=80, dport=40000, flags="SA",
+                     bursts=5, burst=1, interval=0.01, payload=0), 5)
+    _check_load(send(s1, "server", dst=client, sport=443, dport=40001, flags="A",
+                     bursts=5, burst=1, interval=0.01, payload=200), 5)
+    unclassified = s1.counter("MosaicoIngress.unclassified_packets", 0)
+    _check_load(send(s1, "server", dst=client, sport=22, dport=40000, flags="SA",
+                     bursts=4, burst=1, interval=0.01, payload=0), 4)
+    _check_load(send(s1, "server", dst=client, proto="udp", sport=80, dport=40000,
+                     bursts=3, burst=1, interval=0.01, payload=20), 3)
+    got = received(classic)
+    assert sorted((p["proto"], p["sport"]) for p in got) == [(6, 80)] * 5 + [(6, 443)] * 5
+    assert all(p["ttl"] == 63 and p["chksum_ok"] and p["dst"] == client for p in got)
+    assert received(l4s) == []  # back to its own client only
+    assert s1.counter("MosaicoIngress.unclassified_packets", 0) - unclassified == 7
+
+
+@pytest.mark.bmv2
+@pytest.mark.p4c
+@pytest.mark.root
+def test_l4s_packets_are_ce_marked_once_the_l_queue_passes_the_threshold(s1: Bmv2Switch):
+    # One burst of 150 ECT(1) packets, far faster than port 0 drains (1000 pps): the L queue
+    # grows well past the 1.2 ms step once the first packets are through.
+    server = sniff(s1, "server", f"ip and dst host {SERVER} and src host 10.0.1.1")
+    load = send(s1, "l4s", dst=SERVER, ecn=1, bursts=1, burst=150, interval=0)
+    _check_load(load, 150, pps=4 * DRAIN_PPS)
+    got = sorted(received(server), key=lambda p: p["t"])
+    assert len(got) >= 140, f"{len(got)} of 150 L4S packets arrived"
     early, late = got[:2], got[len(got) // 2:]
     assert all(p["ecn"] == 1 for p in early)  # an empty queue marks nothing
     assert sum(p["ecn"] == 3 for p in late) >= 0.9 * len(late)
-    assert _counter("MosaicoEgress.dualq1_marks", 0 * 2 + 1) >= len(late) * 0.9
-    assert _register("MosaicoEgress.dualq1_qdelay_l", 0) > 1200
+    assert s1.counter("MosaicoEgress.dualq1_marks", 0 * 2 + 1) >= len(late) * 0.9
+    assert s1.register("MosaicoEgress.dualq1_qdelay_l", 0) > 1200
 
 
 @pytest.mark.bmv2
 @pytest.mark.p4c
 @pytest.mark.root
-def test_classic_drops_rise_as_the_classic_queue_grows(flagship_switch):
+def test_classic_drops_rise_as_the_classic_queue_grows(s1: Bmv2Switch):
     """Not-ECT traffic below the drain rate keeps the Classic queue short and loses nothing
     to the AQM; at twice the drain rate the queue delay passes the 15 ms target, the PI
     controller raises p', and Classic packets are dropped with p'² — more the longer the
-    queue stays."""
-    def phase(pps: int, seconds: int) -> tuple[float, int]:
-        n0 = _counter("MosaicoEgress.dualq1_packets", 0)
-        d0 = _counter("MosaicoEgress.dualq1_drops", 0)
-        _send("mo-classic", count=pps * seconds, pps=pps, ecn=0)
-        n1 = _counter("MosaicoEgress.dualq1_packets", 0)
-        d1 = _counter("MosaicoEgress.dualq1_drops", 0)
-        return (d1 - d0) / max(1, n1 - n0), _register("MosaicoEgress.dualq1_p", 0)
+    queue stays. Bursts of 10 every 10 ms / 20 ms: each fits the queue's target."""
+    def phase(burst: int, interval: float, seconds: int) -> tuple[float, int]:
+        n0 = s1.counter("MosaicoEgress.dualq1_packets", 0)
+        d0 = s1.counter("MosaicoEgress.dualq1_drops", 0)
+        bursts = round(seconds / interval)
+        load = send(s1, "classic", dst=SERVER, bursts=bursts, burst=burst, interval=interval)
+        pps = burst / interval
+        _check_load(load, bursts * burst)
+        assert load.seconds <= seconds * 1.2 and load.late < 0.1, (
+            f"the sender fell behind its schedule of {pps:.0f} pps: {load}")
+        n1 = s1.counter("MosaicoEgress.dualq1_packets", 0)
+        d1 = s1.counter("MosaicoEgress.dualq1_drops", 0)
+        return (d1 - d0) / max(1, n1 - n0), s1.register("MosaicoEgress.dualq1_p", 0)
 
-    light, p_light = phase(500, 3)  # port 0 drains 1000 pps
+    light, p_light = phase(10, 0.02, 3)  # 500 pps: half of what port 0 drains
     assert light < 0.01
-    first, p_first = phase(2000, 3)
-    second, p_second = phase(2000, 3)
+    first, p_first = phase(10, 0.005, 3)  # 2000 pps
+    second, p_second = phase(10, 0.005, 3)
     assert first > light + 0.02
     assert second >= first * 0.8  # stays high while the queue stays long
     assert p_first > p_light
-    assert _register("MosaicoEgress.dualq1_qdelay_c", 0) > 15_000
+    assert s1.register("MosaicoEgress.dualq1_qdelay_c", 0) > 15_000
