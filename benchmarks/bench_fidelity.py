@@ -198,6 +198,10 @@ def main() -> None:
     report(done, wall)
 
 
+def _avg(runs: list[Outcome], name: str) -> float:
+    return sum(getattr(o, name) for o in runs) / len(runs)
+
+
 def report(done: list[Outcome], wall: float) -> None:
     groups: dict[tuple[int, int, str], list[Outcome]] = {}
     for o in done:
@@ -209,7 +213,6 @@ def report(done: list[Outcome], wall: float) -> None:
     for (rate, rtt, cc), runs in sorted(groups.items()):
         ratios = [o.ratio for o in runs]
         mean = sum(ratios) / len(ratios)
-        avg = lambda f: sum(getattr(o, f) for o in runs) / len(runs)  # noqa: E731
         stall = max(o.stall_ms for o in runs)
         anchor = ANCHORS.get((rate, rtt)) if cc == "cubic" else None
         ref = ""
@@ -226,7 +229,8 @@ def report(done: list[Outcome], wall: float) -> None:
         if stall > STALL_LIMIT_MS:
             stalls.append((rate, rtt, cc, stall))
         print(f"{rate:>5} {rtt:>4} {cc:<5} {mean:5.2f} {min(ratios):5.2f}–{max(ratios):<5.2f}"
-              f"  {avg('l_p50'):6.2f} {avg('l_p99'):6.2f}  {avg('c_p50'):6.1f} {avg('c_p99'):6.1f}"
+              f"  {_avg(runs, 'l_p50'):6.2f} {_avg(runs, 'l_p99'):6.2f}"
+              f"  {_avg(runs, 'c_p50'):6.1f} {_avg(runs, 'c_p99'):6.1f}"
               f"  {stall:7.1f}  {ref}")
     sim_s = sum(o.point.duration for o in done)
     cpu = sum(o.wall for o in done)

@@ -5,9 +5,10 @@ Queue statistics are per switch egress port (the ports a chain's queue function 
 (ECT(1)/CE) and Classic — whatever the discipline, so a single FIFO can be compared with
 the DualQ. Delay is the per-packet sojourn ``dequeue − enqueue`` (BMv2's
 ``deq_timedelta``); a packet still queued when the run ends counts with the time it had
-waited by then (so a starved queue shows in the delay, not only in ``queued``); occupancy is the length of the packet's class queue just after it
-arrived, itself included. Throughput is goodput: payload delivered in order at the
-receiver, over the flow's active interval.
+waited by then (so a starved queue shows in the delay, not only in ``queued``); occupancy
+is the length of the packet's class queue just after it arrived, itself included.
+Throughput is goodput: payload delivered in order at the receiver, over the flow's active
+interval.
 """
 
 from __future__ import annotations

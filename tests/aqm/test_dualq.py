@@ -7,7 +7,6 @@ runs the generated P4 against :func:`dualq.dequeue`).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from random import Random
 
 import pytest

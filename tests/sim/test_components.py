@@ -105,7 +105,7 @@ def test_dualq_serves_the_l_queue_first():
 
 def test_dualq_applies_the_integer_model_per_packet():
     """With p' at 1, an ECT(0) Classic packet is dropped (p_C ≥ p_Cmax), Not-ECT dropped,
-    an L packet dropped under overload; a packet alone in the port (deq_qdepth 0 < Th_len)
+    an L packet dropped under overload; a packet alone in its queue (deq_qdepth 0 < Th_len)
     passes untouched."""
     e, port, sink, flow, drops = _port_and_sink(DualQPort, constants=_dualq_constants(),
                                                 rng=Random(1))
@@ -115,7 +115,7 @@ def test_dualq_applies_the_integer_model_per_packet():
         e.at(0, lambda t, pk: port.arrive(t, pk), Packet(flow, i, 1500, ecn, 1, 0))
     e.run(20 * MS)  # all leave by 1 ms, before the first lazy update (15 ms) lowers p'
     verdicts = {r[3]: r[7] for r in port.records}
-    assert verdicts[0] == PASS  # alone in the port: deq_qdepth 0 < Th_len
+    assert verdicts[0] == PASS  # alone in its queue: deq_qdepth 0 < Th_len
     assert [verdicts[i] for i in (3, 1, 2)] == [AQM_DROP] * 3  # L first, then Classic
     assert verdicts[4] == PASS  # the last one leaves an empty port
     assert [p.seq for _, p in sink.got] == [0, 4]

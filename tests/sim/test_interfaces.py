@@ -51,7 +51,9 @@ def test_artifacts_hold_metrics_traces_and_plots(run_a):
             assert data.startswith(b"\x89PNG") and len(data) > 10_000
     metrics = json.loads(files["metrics.json"])
     assert metrics["bottleneck"] == "s1->server"
-    assert metrics["ports"]["s1->server"]["classes"]["l4s"]["delay_ms"]["p99"] < 2
+    # an L packet waits at most for the Classic packet in transmission and the Classic turn
+    # the WRR owes (1 ms each at 12 Mb/s), plus the L packet ahead of it
+    assert metrics["ports"]["s1->server"]["classes"]["l4s"]["delay_ms"]["p99"] < 3
     assert metrics["flows"]["syn#3"]["drops"] == [
         {"where": "web_ll/0", "reason": "filter", "packets": metrics["flows"]["syn#3"]["sent"]}]
     queue = files["traces/queue_s1-server.csv"].decode().splitlines()

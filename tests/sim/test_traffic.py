@@ -13,6 +13,8 @@ from mosaico_dsl.diagnostics import CompileError, render_text
 from mosaico_dsl.sim.traffic import KINDS, format_traffic, parse_traffic
 from mosaico_dsl.units import Bandwidth, Rate, Size, Time
 
+from .conftest import FLAGSHIP
+
 
 def _codes(text: str) -> list[str]:
     with pytest.raises(CompileError) as e:
@@ -101,7 +103,10 @@ def test_every_mistake_is_reported_in_one_run():
     ("cubic:0", "E1104", "flow count 0 is out of range"),
     ("reno@10parsecs", "E1106", "'10parsecs' is not a time"),
     ("reno@", "E1101", "ends too early"),
-    ("cbr[size=20B]", "E1104", "between 40B and 9000B"),
+    ("cbr[size=20B]", "E1104", "a 20 B packet cannot be sent by cbr"),
+    ("cbr[size=9001B]", "E1104", "at most 9000B"),
+    ("cbr[rate=0Mbps]", "E1104", "invalid value '0Mbps' for option `rate`"),
+    ("cbr[rate=-2Mbps]", "E1104", "invalid value '-2Mbps' for option `rate`"),
     ("cbr[rate=1Mbps,rate=2Mbps]", "E1103", "given twice"),
     ("reno@5ms-5ms", "E1106", "before it starts"),
     ("  ", "E1107", "empty"),
@@ -118,3 +123,45 @@ def test_span_points_at_the_offending_value():
         parse_traffic("prague:1, cbr[rate=fast]")
     span = e.value.diagnostics[0].span
     assert (span.file, span.line, span.col) == ("--traffic", 1, 20)
+
+
+@pytest.mark.parametrize("text, least", [
+    ("prague:1[size=40B]", 53),  # issue 13: a goodput of -1.54 Mb/s
+    ("prague:1[size=52B]", 53),  # issue 13: 16 kpps sent, 0 delivered
+    ("reno[size=52B]", 53), ("cubic[size=1B]", 53),
+    ("cbr[size=28B]", 29), ("onoff[size=10B]", 29),
+    ("flood[size=39B]", 40), ("flood[proto=udp,size=27B]", 28),
+])
+def test_packets_too_small_for_their_headers_are_refused(text, least):
+    """A TCP segment needs IPv4 + TCP with timestamps (52 B) and a byte of data, a datagram
+    IPv4 + UDP (28 B) and a byte, a flood packet its bare headers: anything smaller cannot
+    be sent. The diagnostic points at the size, says why, and gives the least size."""
+    with pytest.raises(CompileError) as e:
+        parse_traffic(text)
+    (d,) = e.value.diagnostics
+    assert d.code == "E1104" and "cannot be sent" in d.message
+    assert d.hint == f"give size={least}B or more (1500B fills an Ethernet MTU)"
+    start = text.index("size=") + len("size=")
+    assert (d.span.file, d.span.line, d.span.col) == ("--traffic", 1, start + 1)
+    ok = text.replace(text[start:text.index("B", start) + 1], f"{least}B")
+    assert parse_traffic(ok)[0].size.bytes == least  # the least size is accepted
+
+
+def test_flow_values_built_in_python_are_checked_too():
+    from mosaico_dsl.sim import simulate
+    from mosaico_dsl.sim.traffic import FlowSpec
+
+    with pytest.raises(CompileError) as e:
+        simulate(FLAGSHIP, duration="1s", traffic=[FlowSpec("prague", size=Size(40))])
+    assert [d.code for d in e.value.diagnostics] == ["E1104"]
+
+
+def test_the_smallest_sendable_packets_deliver_what_they_carry():
+    """At the least sizes the goodput is the payload (1 B per packet), never negative."""
+    from mosaico_dsl.sim import simulate
+
+    r = simulate(FLAGSHIP, duration="2s", traffic="prague:1[size=53B],flood[size=40B]", seed=1)
+    prague = r.flow("prague#1")
+    assert prague.received > 100
+    assert prague.goodput_bps > 0
+    assert all(f.goodput_bps >= 0 for f in r.flows)

@@ -3,6 +3,8 @@
 // Ingress (MosaicoDualQClassify): RFC 9331 classification — ECT(1) and CE take the L queue
 // (priority 1, served first by BMv2's strict priority), Not-ECT and ECT(0) the Classic
 // queue (priority 0) — and the DualQ unit that will manage the egress queue.
+// End of ingress: the generated program stamps the first Classic arrival since the latest
+// Classic departure (a top-level register, so that egress sees Classic packets that wait).
 // Egress: the generated program runs the integer PI2 update and the verdict of
 // mosaico_dsl/aqm/dualq.py with the unit's constants printed in, then applies the verdict
 // here (MosaicoDualQApply). docs/l4s.md maps every line to RFC 9332's pseudocode.
