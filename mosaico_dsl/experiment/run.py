@@ -37,6 +37,7 @@ from ..sim.metrics import SimResult
 from ..sim.run import as_time, simulate
 from ..sim.traffic import TRAFFIC_FILE, format_traffic, parse_traffic
 from ..units import Time
+from . import wire
 from .analysis import LiveResult, Recorded, analyse
 from .compare import Comparison, compare
 from .launch import AgentError, Agents
@@ -56,6 +57,7 @@ READY_TIMEOUT = 60.0  # seconds for every agent to set up (a loaded machine is s
 _MAX_DURATION = Time(3600 * 10**9)
 _START_MARGIN_NS = 500_000_000
 _BUDGET = 1.5  # a responsive sender's packet budget: link rate × active time × this
+MTU = 1500  # the local target's veths
 
 
 class Progress(Protocol):
@@ -95,15 +97,33 @@ class ExperimentResult:
         return out
 
 
-def live_support(flows: Sequence[FlowBinding]) -> list[Diagnostic]:
+def live_support(flows: Sequence[FlowBinding], program: I.Program) -> list[Diagnostic]:
     """What the testbed's senders cannot do (E1301), one diagnostic per flow group."""
     out: list[Diagnostic] = []
     seen: set[int] = set()
+    replies = {s.name: s.replies for s in program.services}
     for fb in flows:
         spec = fb.spec
         if id(spec) in seen:
             continue
-        if fb.kind in ("reno", "cubic"):
+        if fb.size > MTU:
+            out.append(error("E1301", f"{fb.kind} packets of {fb.size} bytes: the testbed's "
+                             f"links carry at most {MTU}", spec.span,
+                             f"give size={MTU}B or less"))
+            seen.add(id(spec))
+        elif fb.kind == "prague" and fb.size < wire.IPV4.size + wire.TCP.size + \
+                wire.TRANSPORT_HEADER:
+            out.append(error("E1301", f"prague packets of {fb.size} bytes leave no room for "
+                             "the L4S sender's number and clock", spec.span,
+                             f"give size={wire.IPV4.size + wire.TCP.size + wire.TRANSPORT_HEADER}"
+                             "B or more"))
+            seen.add(id(spec))
+        elif fb.is_tcp and not replies.get(fb.service, True):
+            out.append(error("E1301", f"{fb.kind} needs replies, and service {fb.service} "
+                             "drops them (`reply drop`)", spec.span,
+                             "send open-loop traffic (cbr, onoff) on this service"))
+            seen.add(id(spec))
+        elif fb.kind in ("reno", "cubic"):
             if fb.ecn:
                 out.append(error("E1301", f"{fb.kind} with ECN: the testbed's {fb.kind} is "
                                  "the kernel's TCP, which sends Not-ECT here", spec.span,
@@ -218,7 +238,7 @@ def experiment(source: Path | str, *, build: Path | str | None = None,
         raise CompileError(errors, sources)
     bindings, warnings = bind_traffic(compiled.program, compiled.placement, specs,
                                       duration_ns=dur.ns, sources=sources)
-    unsupported = live_support(bindings)
+    unsupported = live_support(bindings, compiled.program)
     if unsupported:
         raise CompileError(unsupported, sources)
     if build is not None:

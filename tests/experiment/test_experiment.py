@@ -232,6 +232,8 @@ def _diagnostics(*args: str) -> str:
 @pytest.mark.parametrize("traffic,message", [
     ("cubic[ecn=on]", "cubic with ECN"),
     ("reno[pacing=on]", "reno with pacing"),
+    ("prague[size=9000B]", "links carry at most 1500"),
+    ("prague[size=54B]", "no room for the L4S sender"),
 ])
 def test_traffic_the_testbed_cannot_send_is_E1301(tmp_path, traffic, message):
     out = _diagnostics(str(FLAGSHIP), "--traffic", traffic, "-o", str(tmp_path / "o"))
@@ -254,3 +256,13 @@ def test_without_root_it_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     out = _diagnostics(str(FLAGSHIP), "--duration", "1s", "-o", str(tmp_path / "o"))
     assert "error[E1303]" in out and "needs root" in out
+
+
+def test_tcp_on_a_service_that_drops_replies_is_E1301(tmp_path):
+    text = FLAGSHIP.read_text().replace("  require secure\n", "  require secure\n  reply drop\n")
+    program = tmp_path / "noreply.mosaico"
+    program.write_text(text)
+    out = _diagnostics(str(program), "--traffic", "cbr:1,cubic:1", "-o", str(tmp_path / "o"),
+                       "-I", str(ROOT / "examples"))
+    assert "error[E1301]" in out and "cubic needs replies" in out and "cbr" not in out.split(
+        "error[E1301]")[1].split("\n")[0]
