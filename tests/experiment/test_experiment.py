@@ -128,7 +128,9 @@ def test_every_attack_packet_is_dropped_while_the_service_keeps_its_throughput(f
     attack = [live.flow("flood#3"), live.flow("syn#4")]
     assert all(f.received == 0 for f in attack), "no attack packet reached the server"
     blocklist = next(f for f in live.filters if f.function == "std.security.Blocklist")
-    assert blocklist.dropped == sum(f.sent for f in attack)
+    # the Blocklist counts nearly all; on a busy host BMv2's input may lose a few before
+    # its pipeline runs — dropped at the switch all the same
+    assert 0.99 * sum(f.sent for f in attack) <= blocklist.dropped <= sum(f.sent for f in attack)
     service = live.goodput_bps("l4s") + live.goodput_bps("classic")
     # BMv2 paces each of the port's two priority queues at the port's rate, so the two
     # classes may together carry up to twice it: at least one port's worth must get through
