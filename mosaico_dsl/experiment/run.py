@@ -24,13 +24,13 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..diagnostics import CompileError, Diagnostic, Note, error
+from ..diagnostics import Collector, CompileError, Diagnostic, Note, error
 from ..ir import _ir as I
 from ..sim.binding import FlowBinding, bind_traffic
 from ..sim.metrics import SimResult
@@ -217,25 +217,15 @@ def experiment(source: Path | str, *, build: Path | str | None = None,
 
     progress = progress or _Quiet()
     source = Path(source)
-    errors: list[Diagnostic] = []
-    sources: dict[str, str] = {TRAFFIC_FILE: traffic}
-
-    def attempt(step: Callable[[], Any]) -> Any:
-        try:
-            return step()
-        except CompileError as e:
-            errors.extend(e.diagnostics)
-            sources.update(e.sources)
-            return None
-
+    attempt = Collector({TRAFFIC_FILE: traffic})  # every mistake at once
     dur = attempt(lambda: as_time(duration))
     if dur is not None and dur > _MAX_DURATION:
-        errors.append(error("E1106", f"duration {dur} is out of range", None,
-                            "run the experiment for at most 1h"))
+        attempt.errors.append(error("E1106", f"duration {dur} is out of range", None,
+                                    "run the experiment for at most 1h"))
     specs = attempt(lambda: parse_traffic(traffic))
     compiled = attempt(lambda: compiler.compile(source, search_paths=search_paths))
-    if errors:
-        raise CompileError(errors, sources)
+    attempt.check()
+    sources = attempt.sources
     bindings, warnings = bind_traffic(compiled.program, compiled.placement, specs,
                                       duration_ns=dur.ns, sources=sources)
     unsupported = live_support(bindings, compiled.program)
