@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,15 +27,12 @@ DURATION = 1000 * MS
 BASE = 200_000  # 200 µs: the path's latency with empty queues
 
 
-@pytest.fixture(scope="module")
-def flagship(flagship_path_module):
-    return compile_program(flagship_path_module)
+FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "secure_l4s.mosaico"
 
 
 @pytest.fixture(scope="module")
-def flagship_path_module():
-    from conftest import EXAMPLES
-    return EXAMPLES / "secure_l4s.mosaico"
+def flagship():
+    return compile_program(FLAGSHIP)
 
 
 def _read(tmp_path, name, tables, meta=None):
