@@ -343,7 +343,7 @@ class LocalTarget:
                         own = Metrics(packets=packets, drops=packets)
                     continue
                 per[ref.instance] = per.get(ref.instance, Metrics()) + Metrics(
-                    packets, packets if ref.meaning == "dropped" else None)
+                    packets, packets if ref.drops else None)
             for t in ns.tc:
                 q = qstats.get((ns.name, t.device), Metrics())
                 per[t.instance] = per.get(t.instance, Metrics()) + Metrics(
@@ -365,7 +365,7 @@ class LocalTarget:
                                   "; ".join(x for x in (plane, failure) if x)))
             for svc, m in sorted(services.items()):
                 rows.append(StatusRow(svc, node, TARGET, state, m))
-                rows += [StatusRow(i, node, TARGET, state, per[i], "function")
+                rows += [StatusRow(i, node, TARGET, state, per[i])
                          for i in sorted(per) if i.split("/")[0] == svc]
         return rows
 

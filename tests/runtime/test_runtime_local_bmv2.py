@@ -17,58 +17,39 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from runtime_helpers import DATA
+from local_support import (
+    arrived,
+    burst,
+    clean,
+    count_arrived,
+    count_sent,
+    leftovers,
+    mosaico,
+    namespaces,
+    reaches,
+    sent,
+    status,
+    switches,
+)
+from runtime_helpers import DATA, ROOT
 
 from mosaico_dsl.backends.vnf import localswitch
-from mosaico_dsl.cli import cli
 from mosaico_dsl.compiler import compile as compile_program
+from mosaico_dsl.runtime.schema import load_p4info
 from mosaico_dsl.runtime.state import StateStore
 
 SERVER = "10.0.2.1"
-
-
-def namespaces(prefix: str) -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.startswith(prefix)}
-
-
-def switches(prefix: str) -> list[int]:
-    """simple_switch processes started for namespaces of this prefix."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if argv[0].endswith(b"simple_switch") and any(
-                    str(localswitch.run_dir(prefix)).encode() in a for a in argv):
-                out.append(int(pid))
-    return out
-
-
-def leftovers(prefix: str) -> list[str]:
-    root = localswitch.run_dir("x").parent
-    runs = [p.name for p in root.glob(f"{prefix}*")] if root.is_dir() else []
-    return sorted(namespaces(prefix)) + [f"pid {p}" for p in switches(prefix)] + runs
-
-
-def mosaico(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture
 def prefix():
     p = f"rb{secrets.token_hex(3)}-"
     yield p
-    for ns in namespaces(p):
-        localswitch.stop(ns)
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    clean(p)
     assert not leftovers(p), "left behind"
 
 
@@ -88,65 +69,6 @@ def builds(tmp_path_factory):
 
 def args_for(prefix: str, state: Path, *more: str) -> list[str]:
     return ["--target", "local", "--local-prefix", prefix, "--state", str(state), *more]
-
-
-SERVE = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(); print("ready", flush=True)
-s.settimeout(20)
-c, _ = s.accept(); c.sendall(b"hello"); c.close()
-"""
-CONNECT = """
-import socket, sys
-c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-print(c.recv(5).decode())
-"""
-
-
-def reaches(prefix: str, source: str, port: int = 80) -> bool:
-    """A TCP exchange (the replies too) from ``source`` to the server through s1."""
-    server = subprocess.Popen(["ip", "netns", "exec", f"{prefix}server", sys.executable, "-c",
-                               SERVE, SERVER, str(port)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        got = subprocess.run(["ip", "netns", "exec", prefix + source, sys.executable, "-c",
-                              CONNECT, SERVER, str(port)], capture_output=True, text=True,
-                             timeout=30)
-        return got.stdout.strip() == "hello"
-    finally:
-        server.kill()
-        server.wait(10)
-
-
-SENT = """
-table ip mosaico_test {
-	counter sent { }
-	chain output {
-		type filter hook output priority filter; policy accept;
-		ip daddr %s tcp dport %d counter name "sent"
-	}
-}
-"""
-
-
-def count_sent(ns: str, daddr: str, dport: int) -> None:
-    """Count, in ``ns``, the packets that leave it for ``daddr:dport`` (a test table)."""
-    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=SENT % (daddr, dport),
-                   text=True, check=True)
-
-
-def sent(ns: str) -> int:
-    out = subprocess.run(["ip", "netns", "exec", ns, "nft", "-j", "list", "counter", "ip",
-                          "mosaico_test", "sent"], capture_output=True, text=True, check=True)
-    return next(i["counter"]["packets"] for i in json.loads(out.stdout)["nftables"]
-                if "counter" in i)
-
-
-def status(prefix: str, state: Path) -> list[dict]:
-    r = mosaico("status", "--state", str(state), "--format", "json")
-    assert r.exit_code == 0, r.output
-    return json.loads(r.output)
 
 
 # --------------------------------------------------------------------------- no BMv2
@@ -197,7 +119,7 @@ def test_redeploys_restart_only_a_changed_switch(builds, prefix, tmp_path):
     assert f"+ bmv2 s1 in {prefix}s1 (program " in r.output
     first = switches(prefix)
     assert len(first) == 1
-    assert reaches(prefix, "client")
+    assert reaches(prefix, "client", 80)
     with StateStore(state) as store:
         rec = store.unit("local", "local").data["bmv2"]["s1"]
     assert rec["pid"] == first[0] and rec["handles"]  # what destroy and status use
@@ -223,12 +145,14 @@ def test_redeploys_restart_only_a_changed_switch(builds, prefix, tmp_path):
     argv = Path(f"/proc/{second[0]}/cmdline").read_bytes().split(b"\0")
     assert b"3@p3" in argv  # probe's port
     count_sent(prefix + "client", SERVER, 80)
-    assert reaches(prefix, "client")
-    rows = status(prefix, state)
+    assert reaches(prefix, "client", 80)
+    rows = status(state)
     s1 = {r["service"]: r for r in rows if r["node"] == "s1"}
     assert s1["*"]["state"] == "running" and f"pid {second[0]}" in s1["*"]["detail"]
-    # read from the restarted switch: exactly what the client sent since
-    assert s1["web"]["packets"] == s1["*"]["packets"] == sent(prefix + "client") > 0
+    # read from the restarted switch: exactly what the client sent since (the switch's own
+    # count adds the server's replies)
+    assert s1["web"]["packets"] == sent(prefix + "client") > 0
+    assert s1["*"]["packets"] > s1["web"]["packets"]
 
     gone = mosaico("destroy", "--state", str(state))
     assert gone.exit_code == 0, gone.output
@@ -247,11 +171,20 @@ def test_a_stopped_switch_is_drift_and_is_restarted(builds, prefix, tmp_path):
     os.kill(pid, 9)
     r = mosaico("plan", str(builds["a"]), *args)
     assert f"- bmv2 s1 in {prefix}s1" in r.output and "drift: stopped out of band" in r.output
-    rows = status(prefix, state)
+    rows = status(state)
     assert next(r for r in rows if r["node"] == "s1")["state"] == "stopped"
     fixed = mosaico("deploy", str(builds["a"]), *args)
     assert fixed.exit_code == 0, fixed.output
-    assert len(switches(prefix)) == 1 and reaches(prefix, "client")
+    assert len(switches(prefix)) == 1 and reaches(prefix, "client", 80)
+
+    # The switch's namespace deleted by hand: BMv2 keeps it alive, unnamed. The next deploy
+    # rebuilds the namespace and starts a new switch in it; the orphan does not survive.
+    subprocess.run(["ip", "netns", "del", f"{prefix}s1"], check=True)
+    assert len(switches(prefix)) == 1
+    rebuilt = mosaico("deploy", str(builds["a"]), *args)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f"- namespace {prefix}s1" in rebuilt.output  # drift: deleted out of band
+    assert len(switches(prefix)) == 1 and reaches(prefix, "client", 80)
     assert mosaico("destroy", "--state", str(state)).exit_code == 0
 
 
@@ -304,5 +237,85 @@ def test_a_failed_restart_brings_the_previous_program_back(builds, prefix, tmp_p
     assert after != before
     assert b"3@p3" not in Path(f"/proc/{after}/cmdline").read_bytes().split(b"\0")
     assert f"{prefix}probe" not in namespaces(prefix)
-    assert reaches(prefix, "client")
+    assert reaches(prefix, "client", 80)
     assert mosaico("destroy", "--state", str(state)).exit_code == 0
+
+
+@pytest.mark.root
+@pytest.mark.bmv2
+@pytest.mark.p4c
+def test_status_reads_marks_drops_and_queue_delay_from_bmv2(prefix, tmp_path):
+    """Bursts into the flagship's 1000-pps port towards the server build a queue in BMv2's
+    DualQ: what status reads must be what the packets show at the server.
+
+    The bursts run at 2500 pps: BMv2 reads a veth through libpcap, whose ring holds a few
+    dozen full-size frames, so a raw line-rate burst is mostly lost before the P4 program
+    sees it (measured here: 52 of 200). At 2500 pps the queue grows by 1500 packets/s."""
+    build = compile_program(ROOT / "examples" / "secure_l4s.mosaico").write(tmp_path / "b")
+    state = tmp_path / "state.db"
+    r = mosaico("deploy", str(build), *args_for(prefix, state, "--data-plane", "bmv2"))
+    assert r.exit_code == 0, r.output
+
+    def web() -> dict[str, dict]:
+        return {row["service"]: row for row in status(state) if row["node"] == "s1"}
+
+    for client, address, tos, kind in (("l4s_client", "10.0.1.1", 0x01, "ECT(1)"),
+                                       ("classic_client", "10.0.1.2", 0x00, "Not-ECT")):
+        count_sent(prefix + client, SERVER, 80)
+        count_arrived(prefix + "server", address, 80)
+        before = web()
+        took = burst(prefix + client, address, SERVER, 80, 200, tos, 2500)
+        time.sleep(1.0)  # the queue drains at 1000 pps
+        after = web()
+        got = arrived(prefix + "server")
+        seen, drops, marks = (
+            (after[row][m] or 0) - (before[row][m] or 0)
+            for row, m in (("web_ll", "packets"), ("web_ll", "drops"), ("web_ll/2", "ce_marks")))
+        # the load it meant: 200 segments at 2500 pps, and most of them reached the program
+        assert sent(prefix + client) == 200 and took < 0.2, f"{kind}: took {took:.3f} s"
+        assert seen >= 150, f"{kind}: the switch saw {seen} of 200"
+        # every packet the switch took in either arrived or is a drop it counted, and every
+        # mark it counted arrives as CE
+        assert seen - got["arrived"] == drops, kind
+        assert got["ce"] == marks, kind
+        if kind == "ECT(1)":
+            assert marks > 50, "the L4S queue marks above its threshold"
+        else:
+            assert marks == 0, "Not-ECT packets are never marked"
+        # the latest DualQ delay sample: the tail of a queue of dozens of packets at 1 ms
+        assert after["web_ll/2"]["queue_delay_ns"] > 20_000_000, kind
+    assert mosaico("destroy", "--state", str(state)).exit_code == 0
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.mosaico")),
+                         ids=lambda p: p.stem)
+def test_entries_txt_loads_all_of_entries_json(example, tmp_path):
+    """BMv2 in the local target loads entries.txt, and status maps its table_adds to
+    entries.json's table entries by position: the two must hold the same state in the same
+    order — every table entry, every meter, every clone session — plus the queues."""
+    build = compile_program(example).write(tmp_path / "b")
+    for sw in build.glob("*/entries.json"):
+        updates = json.loads(sw.read_text())
+        program = localswitch.load_program(sw.parent, device_id=1, thrift_port=9090,
+                                           priority_queues=2)
+        cli = program.cli_commands()
+        adds = [c.split()[1] for c in cli if c.startswith("table_add ")]
+        tables = [u["entity"]["tableEntry"]["tableId"] for u in updates
+                  if "tableEntry" in u["entity"]]
+        info = load_p4info(sw.parent / "p4info.txtpb").p4info
+        names = {x.preamble.id: x.preamble.name for x in (*info.tables, *info.meters)}
+        assert adds == [names[t] for t in tables]
+        meters = {names[u["entity"]["meterEntry"]["meterId"]] for u in updates
+                  if "meterEntry" in u["entity"]}
+        assert meters == {c.split()[1] for c in cli if c.startswith("meter_array_set_rates ")}
+        sessions = {u["entity"]["packetReplicationEngineEntry"]["cloneSessionEntry"]
+                    ["sessionId"] for u in updates
+                    if "packetReplicationEngineEntry" in u["entity"]}
+        assert sessions == {int(c.split()[1]) for c in cli if c.startswith("mirroring_add ")}
+        ir = json.loads((build / "ir.json").read_text())
+        ports = {lk[end]["port"] for t in ir["topologies"] for lk in t["links"]
+                 for end in ("a", "b") if lk[end]["node"] == sw.parent.name}
+        assert {int(c.split()[2]) for c in cli if c.startswith("set_queue_rate ")} == ports
+        assert not [c for c in cli if c.split()[0] not in (
+            "table_add", "meter_array_set_rates", "mirroring_add", "set_queue_rate",
+            "set_queue_depth")]

@@ -55,7 +55,8 @@ class DataPlane:
         self.schema = load_p4info(build / "s1" / "p4info.txtpb")
         self.ids = {**{c.name: c.id for c in self.schema.counters.values()},
                     **{r.name: r.id for r in self.schema.registers.values()},
-                    **{t.name: t.id for t in self.schema.tables.values()}}
+                    **{t.name: t.id for t in self.schema.tables.values()},
+                    **{a.name: a.id for a in self.schema.actions.values()}}
 
     def counter(self, name: str, index: int, packets: int) -> None:
         e = p4r.Entity()
@@ -79,14 +80,17 @@ class DataPlane:
         self.target.data_plane_write(e)
 
 
-def _classifier(build, plane: DataPlane) -> list[tuple[int, int, p4r.TableEntry]]:
-    """(service id, ingress port, entry) of every classifier entry the build installs."""
+def _classifier(build, plane: DataPlane) -> list[tuple[int | None, int, p4r.TableEntry]]:
+    """(service id — None for a reply entry —, ingress port, entry) of every classifier
+    entry the build installs."""
     out = []
     for u in load_updates(build / "s1" / "entries.json"):
         te = u.entity.table_entry
         if u.entity.HasField("table_entry") and \
                 te.table_id == plane.ids["MosaicoIngress.classifier"]:
-            service = int.from_bytes(te.action.action.params[0].value, "big")
+            classify = te.action.action.action_id == plane.ids["MosaicoIngress.classify"]
+            service = int.from_bytes(te.action.action.params[0].value, "big") \
+                if classify else None
             port = int.from_bytes(te.match[0].exact.value, "big")
             out.append((service, port, te))
     return out
@@ -97,14 +101,15 @@ def test_status_adds_up_exactly_what_the_map_names(build, deployed):
     plane = DataPlane(s1, build)
     ids = {s["service"]: s["id"] for s in
            json.loads((build / "s1" / "metrics.json").read_text())["services"]}
-    expected = {"web_ll": 0, "gaming": 0}
+    expected = {"web_ll": 0, "gaming": 0, "replies": 0}
     for n, (service, port, entry) in enumerate(_classifier(build, plane), start=1):
         value = 1000 * n
         plane.hits(entry, value)
-        name = next(k for k, v in ids.items() if v == service)
+        name = "replies" if service is None else \
+            next(k for k, v in ids.items() if v == service)
         if port != 5:  # port 5 is the return from nfvi1: the same packets again
             expected[name] += value
-    assert expected["web_ll"] > 0 and expected["gaming"] > 0
+    assert expected["web_ll"] > 0 and expected["gaming"] > 0 and expected["replies"] > 0
     # Route hits of the Forwards: packets already counted at the classifier.
     for u in load_updates(build / "s1" / "entries.json"):
         te = u.entity.table_entry
@@ -136,8 +141,9 @@ def test_status_adds_up_exactly_what_the_map_names(build, deployed):
         (expected["web_ll"], 40 + 3, 17 + 2, 1_250_000)
     assert (gaming["packets"], gaming["drops"], gaming["ce_marks"],
             gaming["queue_delay_ns"]) == (expected["gaming"], 300, None, None)
+    # The switch's packets: every service's, the replies it returned, the unclassified.
     assert (node["packets"], node["drops"], node["ce_marks"], node["queue_delay_ns"]) == \
-        (expected["web_ll"] + expected["gaming"] + 5, 5 + 40 + 300 + 3, 19, 1_250_000)
+        (sum(expected.values()) + 5, 5 + 40 + 300 + 3, 19, 1_250_000)
 
     # Without the build directory, the map recorded at deploy gives the same numbers.
     again = json.loads(mosaico("status", *args, "--format", "json").output)

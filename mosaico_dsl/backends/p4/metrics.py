@@ -8,9 +8,10 @@ templates print: the objects and indices below are the ones the generated P4 cou
 
 * **packets** of a service: the classifier's direct counter on the entries where its
   routes *arrive* at the switch (a detour back from a VNF host enters the classifier again
-  and is not counted twice); of the switch: those of every service plus the unclassified
-  packets. A DualQ's packets per port and class, and a Forward's route hits, are listed
-  for the instance.
+  and is not counted twice); of the switch: those of every service, the replies it
+  returns (the direct counter of every reply entry) and the unclassified packets. A
+  DualQ's packets per port and class, and a Forward's route hits, are listed for the
+  instance.
 * **drops**: the counter each filter counts its drops in (index 0), the DualQ's drop
   counter per port and class, and for the switch also the unclassified packets.
 * **CE marks**: the DualQ's mark counter per port and class.
@@ -234,8 +235,10 @@ def metrics_of(plan: SwitchPlan) -> SwitchMetrics:
                                   queue_delay=inst.scope.queue_delay)
         services.append(ServiceMetrics(name, sid, scope, instances))
         node = node | scope
+    replies = tuple(_hits(table, e, keys[i]) for i, e in enumerate(plan.entries)
+                    if e.table == table and e.action in plan.classifier.reply_actions)
     unclassified = _counter(plan.classifier.dropped, 0)
-    node = node | Scope(packets=(unclassified,), drops=(unclassified,))
+    node = node | Scope(packets=(*replies, unclassified), drops=(unclassified,))
     return SwitchMetrics(plan.switch.name, node, tuple(services))
 
 

@@ -108,6 +108,11 @@ class Classifier:
     def delivers_replies(self) -> bool:
         return self.reply_route is not None or self.reply_route_port is not None
 
+    @property
+    def reply_actions(self) -> tuple[Action, ...]:
+        return tuple(a for a in (self.reply_transit, self.reply_route, self.reply_route_port)
+                     if a is not None)
+
 
 @dataclass(frozen=True, slots=True)
 class DualQUnit:

@@ -118,7 +118,9 @@ def _sysctl(ns: str, key: str, value: str) -> None:
 class _Netns:
     name: str  # the real namespace name
     label: str  # "switch s1"
-    forwarding: bool
+    # Set when the namespace is created; a kept namespace's forwarding changes with its
+    # addressing (a switch going from the stand-in to BMv2 stops forwarding).
+    forwarding: bool = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +584,9 @@ def _converge_netns(old: _Netns | None, new: _Netns | None) -> None:
     if old is not None:
         return
     real = new.name
+    # A BMv2 switch outlives its namespace deleted by hand (its process keeps the namespace
+    # alive, unnamed, with the veths inside): stop it, so the kernel can release them.
+    localswitch.stop(real)
     run(["ip", "netns", "add", real])
     run(["ip", "-n", real, "link", "set", "lo", "up"])
     # New devices copy `default`; the effective rp_filter is max(all, device): policy-routed
@@ -600,8 +605,16 @@ def _converge_veth(old: _Veth | None, new: _Veth | None) -> None:
     if new is None and old is not None:
         run(["ip", "-n", old.a[0], "link", "del", old.a[1]], check=False)
     elif new is not None and old is None:
-        run(["ip", "link", "add", new.a[1], "netns", new.a[0], "type", "veth",
-             "peer", "name", new.b[1], "netns", new.b[0]])
+        cmd = ["ip", "link", "add", new.a[1], "netns", new.a[0], "type", "veth",
+               "peer", "name", new.b[1], "netns", new.b[0]]
+        # A namespace whose last process just exited is destroyed asynchronously: its veths'
+        # peer ends go a moment later. Wait for them rather than fail on "File exists".
+        deadline = time.monotonic() + 5
+        while (proc := run(cmd, check=False)).returncode != 0:
+            if "File exists" not in proc.stderr or time.monotonic() > deadline:
+                raise LocalTargetError(f"`{' '.join(cmd)}` failed ({proc.returncode}): "
+                                       f"{proc.stderr.strip()}")
+            time.sleep(0.05)
 
 
 def _converge_addressing(old: _Addressing | None, new: _Addressing | None) -> None:

@@ -113,7 +113,12 @@ class CounterRef:
     table: str
     name: str
     instance: str
-    meaning: str
+    meaning: str  # dropped | passed | mirrored | rule N: allow|deny | default: allow|deny
+
+    @property
+    def drops(self) -> bool:
+        """Does it count packets its function drops (a filter's drops, an ACL's denials)?"""
+        return self.meaning == "dropped" or self.meaning.endswith(": deny")
 
 
 @dataclass(frozen=True, slots=True)

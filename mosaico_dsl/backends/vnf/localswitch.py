@@ -153,14 +153,23 @@ def _ours(pid: int, namespace: str) -> bool:
         any(a.startswith(config + "/") for a in argv)
 
 
-def _pids(namespace: str) -> list[int]:
-    proc = run(["ip", "netns", "pids", namespace], check=False)
-    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+def _candidates(namespace: str) -> list[int]:
+    """Every simple_switch started from ``namespace``'s run directory — also one whose
+    namespace was deleted under it (the process keeps the namespace alive, unnamed)."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _ours(int(p), namespace)]
+
+
+def _in(pid: int, namespace: str) -> bool:
+    """Does ``pid`` run in the network namespace named ``namespace`` now?"""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{namespace}").st_ino
+    except OSError:
+        return False
 
 
 def running(namespace: str) -> int | None:
-    """The pid of the switch mosaico started in ``namespace``, if it runs."""
-    return next((p for p in _pids(namespace) if _ours(p, namespace)), None)
+    """The pid of the switch mosaico started in ``namespace``, if it runs there."""
+    return next((p for p in _candidates(namespace) if _alive(p) and _in(p, namespace)), None)
 
 
 def _alive(pid: int) -> bool:
@@ -181,8 +190,7 @@ def _state(pid: int) -> str:
 def stop(namespace: str, pid: int | None = None) -> None:
     """Stop the switch mosaico started in ``namespace`` (``pid``, if still ours, and any
     other it finds there) and remove its run directory. Idempotent."""
-    pids = set(p for p in _pids(namespace) if _ours(p, namespace)) \
-        if namespace in _namespaces() else set()
+    pids = set(_candidates(namespace))
     if pid is not None and _ours(pid, namespace):
         pids.add(pid)
     for sig, wait in ((signal.SIGTERM, _STOP_TIMEOUT), (signal.SIGKILL, _STOP_TIMEOUT)):
@@ -206,11 +214,6 @@ def stop(namespace: str, pid: int | None = None) -> None:
             _DEFAULT_ROOT.rmdir()  # only when empty: other switches may run
         except OSError:
             pass
-
-
-def _namespaces() -> set[str]:
-    out = run(["ip", "netns", "list"], check=False).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
 def _listening(pid: int, port: int) -> bool:

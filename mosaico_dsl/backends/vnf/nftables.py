@@ -80,7 +80,7 @@ Clause = tuple[Match, ...]
 class Counter:
     name: str
     instance: str
-    meaning: str  # dropped | passed | mirrored | rule N | default
+    meaning: str  # dropped | passed | mirrored | rule N: allow|deny | default: allow|deny
 
     def to_json(self) -> dict:
         return {"name": self.name, "instance": self.instance, "meaning": self.meaning}

@@ -190,8 +190,10 @@ def test_l4s_packets_are_ce_marked_once_the_l_queue_passes_the_threshold(s1: Bmv
     _check_load(load, 150, pps=4 * DRAIN_PPS)
     got = sorted(received(server), key=lambda p: p["t"])
     assert len(got) >= 140, f"{len(got)} of 150 L4S packets arrived"
-    early, late = got[:2], got[len(got) // 2:]
-    assert all(p["ecn"] == 1 for p in early)  # an empty queue marks nothing
+    # The first packet finds the queue empty and is not marked (the second already waits
+    # one 1 ms service time: inside the ramp, it may be).
+    late = got[len(got) // 2:]
+    assert got[0]["ecn"] == 1
     assert sum(p["ecn"] == 3 for p in late) >= 0.9 * len(late)
     assert s1.counter("MosaicoEgress.dualq1_marks", 0 * 2 + 1) >= len(late) * 0.9
     assert s1.register("MosaicoEgress.dualq1_qdelay_l", 0) > 1200

@@ -1,9 +1,10 @@
 """Changing a realised local plan: the steps of :func:`diff`, and rulesets reloaded in place.
 
 * Without root: for every pair of plans (the examples and this folder's programs, under the
-  same or another prefix, with namespaces deleted by hand), the steps account for every
-  resource — each one removed, kept or added exactly once, from the value it has — and
-  undoing them all, newest first, gives back the first realisation.
+  same or another prefix, with namespaces deleted by hand, their switches on BMv2 — with
+  the same or another program, stopped by hand — or the Linux stand-in), the steps account
+  for every resource — each one removed, kept or added exactly once, from the value it
+  has — and undoing them all, newest first, gives back the first realisation.
 * As root: a switch stand-in's ruleset with a blocklist and a per-source rate limit is
   reloaded in place while traffic has filled its counters and buckets: what did not change
   keeps its state, what changed is recreated, what left is gone; and reloading any
@@ -25,7 +26,15 @@ from hypothesis import strategies as st
 from vnf_support import SOURCES, compiled, have, vnf_files
 
 import mosaico_dsl as mo
-from mosaico_dsl.backends.vnf import LocalPlan, apply, destroy, diff, load_plan, plan_local
+from mosaico_dsl.backends.vnf import (
+    LocalPlan,
+    SwitchProgram,
+    apply,
+    destroy,
+    diff,
+    load_plan,
+    plan_local,
+)
 from mosaico_dsl.backends.vnf.local import Drift, _view, namespace_names
 from mosaico_dsl.backends.vnf.nftlive import differs, live_tables, reload_ruleset, ruleset_tables
 
@@ -49,20 +58,31 @@ def _key(r) -> tuple:
         return (name, r.namespace)
     if name == "_Ruleset":
         return (name, r.namespace, r.path)
+    if name == "_Switch":
+        return (name, r.namespace)
     return (name, r.namespace, r.device)
 
 
-def _resources(plan: LocalPlan | None, prefix: str | None, drift: Drift | None = None
-               ) -> dict[tuple, object]:
+def _programs(plan: LocalPlan | None, version: int | None) -> dict[str, SwitchProgram]:
+    """Each switch on BMv2 with program ``version`` (``None``: the Linux stand-in)."""
+    if plan is None or version is None:
+        return {}
+    return {ns.node: SwitchProgram(ns.node, ((f"{ns.node}.p4", f"// v{version}"),),
+                                   "table_add t a =>", 1, 9090, 2)
+            for ns in plan.namespaces if ns.role == "switch"}
+
+
+def _resources(plan: LocalPlan | None, prefix: str | None, drift: Drift | None = None,
+               switches: dict | None = None) -> dict[tuple, object]:
     from mosaico_dsl.backends.vnf.local import _live
 
     if plan is None:
         return {}
-    v = _view(plan, prefix, True)
+    v = _view(plan, prefix, True, switches)
     if drift is not None:
         v = _live(v, drift)
     out = {}
-    for group in (v.netns, v.veths, v.addressing, v.rulesets, v.qdiscs):
+    for group in (v.netns, v.veths, v.addressing, v.rulesets, v.qdiscs, v.switches):
         for r in group.values():
             out[_key(r)] = r
     return out
@@ -88,19 +108,27 @@ def test_steps_account_for_every_resource(data):
     new = data.draw(st.sampled_from(all_plans), label="new")
     old_prefix = data.draw(st.sampled_from(["a-", "b-"]))
     new_prefix = data.draw(st.sampled_from(["a-", "b-"]))
+    old_sw = _programs(old, data.draw(st.sampled_from([None, 1, 2]), label="old program"))
+    new_sw = _programs(new, data.draw(st.sampled_from([None, 1, 2]), label="new program"))
     drift = None
     if old is not None:
         names = sorted(namespace_names(old, old_prefix).values())
         gone = data.draw(st.sets(st.sampled_from(names)), label="gone")
-        drift = Drift(tuple(sorted(gone)))
-    changes = diff(old, new, old_prefix=old_prefix, new_prefix=new_prefix, drift=drift)
-    start = _resources(old, old_prefix, drift)
+        switch_ns = sorted((n, ns.node) for ns in old.namespaces if ns.node in old_sw
+                           if (n := namespace_names(old, old_prefix)[ns.name]) not in gone)
+        stopped = data.draw(st.sets(st.sampled_from(switch_ns)) if switch_ns
+                            else st.just(set()), label="stopped")
+        drift = Drift(tuple(sorted(gone)), stopped_switches=tuple(sorted(stopped)))
+    changes = diff(old, new, old_prefix=old_prefix, new_prefix=new_prefix, drift=drift,
+                   old_switches=old_sw, new_switches=new_sw)
+    start = _resources(old, old_prefix, drift, old_sw)
     state = dict(start)
     _run_model(state, changes.steps, forward=True)
-    assert state == _resources(new, new_prefix)
+    assert state == _resources(new, new_prefix, switches=new_sw)
     _run_model(state, changes.steps, forward=False)
     assert state == start
-    if old is new and old_prefix == new_prefix and not (drift and drift.missing_namespaces):
+    if old is new and old_prefix == new_prefix and old_sw == new_sw and not (
+            drift and not drift.empty):
         assert changes.empty and not changes.shown
     # Removals come before additions: a name freed is free when it is taken again.
     ops = [s.op for s in changes.steps]
