@@ -23,7 +23,7 @@ The aim: every anchored point within ±0.15 of its figure, no grid point outside
 enough for Prague, which grows one segment per RTT, to converge: ``--rtts-per-run`` RTTs
 (default 1500), at least ``--min-duration`` seconds.
 
-It is long at full scale (about half an hour of CPU); run it in parts and with ``nice``::
+It is long at full scale (about 50 CPU-minutes); run it in parts and with ``nice``::
 
     nice -n 10 python benchmarks/bench_fidelity.py --rates 12 --rtts 5,20 --seeds 1
     nice -n 10 python benchmarks/bench_fidelity.py --anchors-only --workers 2
@@ -101,7 +101,6 @@ class Outcome:
     c_p50: float
     c_p99: float
     stall_ms: float
-    classic_queued_at_end: int
     wall: float
 
 
@@ -129,8 +128,7 @@ def run(pt: Point) -> Outcome:
     b = r.bottleneck
     l4s, classic = b.cls("l4s"), b.cls("classic")
     return Outcome(pt, ratio, l4s.delay_ms.p50, l4s.delay_ms.p99, classic.delay_ms.p50,
-                   classic.delay_ms.p99, max(l4s.max_stall_ms, classic.max_stall_ms),
-                   classic.queued, wall)
+                   classic.delay_ms.p99, max(l4s.max_stall_ms, classic.max_stall_ms), wall)
 
 
 def points(args) -> list[Point]:

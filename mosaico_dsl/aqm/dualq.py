@@ -18,8 +18,14 @@ Representation (matching v1model):
   number n of missed (idle) intervals is folded in exactly by writing n in binary against
   compile-time constants ``Tupdate << j`` / ``(α·target) << j`` (:func:`idle_fold`);
 * p'² uses two independent 32-bit random draws: ``r1 < P and r2 < P``;
+* the controller reads the Classic queue's *current* delay (:func:`classic_delay`): egress
+  remembers how many Classic packets the latest Classic departure left behind, and ingress
+  stamps the first Classic arrival after it (:func:`classic_arrival`), so Classic packets
+  that wait behind a busy L queue are seen, not only those that leave;
 * :func:`dequeue` is the whole per-packet egress step (sample, lazy update, verdict) in the
-  order the P4 egress control runs it.
+  order the P4 egress control runs it;
+* :class:`Scheduler` is the link scheduler the simulator runs (Linux dualpi2's WRR); the P4
+  program cannot schedule, the target's traffic manager does.
 
 Widths (the P4 declares exactly these): p' 32 bit; timestamps 48 bit; delays 32 bit; the PI
 increment is accumulated in 64 bit (|Δ| < 2^32 · 2^23 for the largest gains allowed by
@@ -30,7 +36,7 @@ idle fold's remainder is 48 bit, like the timestamps.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -39,7 +45,7 @@ __all__ = [
     "DualQState", "pi_update", "classic_verdict", "l4s_verdict", "l4s_native", "l4s_probability",
     "coupled_probability", "csd", "dequeue", "is_l4s", "ECN_NOT_ECT", "ECN_ECT1", "ECN_ECT0",
     "ECN_CE", "GAIN_TERMS", "idle_fold", "fold_steps", "classic_delay", "classic_arrival",
-    "Scheduler", "C_PROTECTION",
+    "Scheduler", "C_PROTECTION", "MAX_DELAY",
 ]
 
 PROB_ONE = 1 << 32
@@ -243,7 +249,8 @@ def classic_arrival(s: DualQState, now_us: int) -> DualQState:
     latest Classic departure (0 means none, so time 0 is stamped as 1 µs)."""
     if s.c_arrival_us != 0:
         return s
-    return replace(s, c_arrival_us=now_us if now_us > 0 else 1)
+    return DualQState(s.p, s.last_update_us, s.qdelay_c_us, s.qdelay_c_seen_us,
+                      s.qdelay_c_prev_us, s.qdelay_l_us, s.c_left, now_us if now_us > 0 else 1)
 
 
 def pi_update(c: DualQConstants, s: DualQState, now_us: int) -> DualQState:
@@ -264,7 +271,8 @@ def pi_update(c: DualQConstants, s: DualQState, now_us: int) -> DualQState:
     else:
         delta -= c.beta(s.qdelay_c_prev_us - q)
     delta -= idle_fold(c, elapsed - c.tupdate_us)
-    return replace(s, p=_clamp(s.p + delta), last_update_us=now_us, qdelay_c_prev_us=q)
+    return DualQState(_clamp(s.p + delta), now_us, s.qdelay_c_us, s.qdelay_c_seen_us, q,
+                      s.qdelay_l_us, s.c_left, s.c_arrival_us)
 
 
 def coupled_probability(c: DualQConstants, p: int) -> int:
@@ -371,11 +379,13 @@ def dequeue(c: DualQConstants, s: DualQState, *, now_us: int, l4s: bool, qdelay_
     fewer than ``th_len`` others wait (for the ramp, RFC 9332's ``lq.len() > Th_len``
     counting the departing packet; the Classic floor is not in the RFC).
     """
+    # DualQState(...) rather than dataclasses.replace: this runs per packet in the simulator
     if l4s:
-        s = replace(s, qdelay_l_us=qdelay_us)
+        s = DualQState(s.p, s.last_update_us, s.qdelay_c_us, s.qdelay_c_seen_us,
+                       s.qdelay_c_prev_us, qdelay_us, s.c_left, s.c_arrival_us)
     else:
-        s = replace(s, qdelay_c_us=qdelay_us, qdelay_c_seen_us=now_us, c_left=qlen,
-                    c_arrival_us=0)
+        s = DualQState(s.p, s.last_update_us, qdelay_us, now_us, s.qdelay_c_prev_us,
+                       s.qdelay_l_us, qlen, 0)
     s = pi_update(c, s, now_us)
     if l4s:
         return s, l4s_verdict(c, s, qdelay_us, qlen, r1, r2, r3)

@@ -35,3 +35,19 @@ def plans_of(text: str):
     assert not diags, diags
     return program, plans
 
+
+
+def stop_group(proc) -> None:
+    """End a process started with ``start_new_session=True`` and everything it started:
+    SIGTERM to its group, SIGKILL if it is still there after 10 s."""
+    import os
+    import signal
+    import subprocess
+
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
-from p4_support import ROOT, compiled
+from p4_support import ROOT, compiled, stop_group
 
 pytestmark = [pytest.mark.bmv2, pytest.mark.p4c, pytest.mark.root]
 
@@ -145,12 +144,7 @@ def switch(tmp_path):
         assert "Error" not in out, out
         yield ns
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         _sh("ip", "netns", "del", ns, check=False)
         Path(f"/tmp/{ns}-notifications.ipc").unlink(missing_ok=True)
 
