@@ -3,7 +3,8 @@
 Codes are stable: once published, a code keeps its meaning. Ranges per pass:
 E01 syntax, E02 names and imports, E03 types and units, E04 function signatures,
 E05 chain rules, E06 service requirements, E07 topology, E08 placement, E09 P4 backend,
-E10 VNF backends, E11 simulator, E12 runtime, E13 output files; W-codes are warnings.
+E10 VNF backends, E11 simulator, E12 runtime, E13 output files, E14 live experiment;
+W-codes are warnings.
 ``docs/language.md`` lists every code, and each has a test that shows its text.
 """
 
@@ -114,13 +115,18 @@ CODES: dict[str, str] = {
     "E1220": "OSM operation timed out",
     "E1221": "OSM configuration missing or invalid",
     "E1222": "OSM holds descriptors or an NS that mosaico did not deploy",
+    "E1223": "BMv2 data plane unavailable",
     "E1230": "TLS handshake with the switch failed",
     "E1231": "the reference target cannot serve (listen address, role configuration)",
     "E1232": "role refused by the switch",
     # E13 — output files
     "E1301": "output path holds files mosaico did not write",
     "E1302": "cannot write the output",
-    "E1223": "BMv2 data plane unavailable",
+    # E14 — live experiment
+    "E1401": "traffic the testbed cannot send",
+    "E1402": "build does not match the program",
+    "E1403": "testbed unavailable",
+    "E1404": "traffic agent failed",
     # E08 — placement
     "E0801": "latency budget cannot be met by any placement",
     "E0802": "node capacity exceeded",

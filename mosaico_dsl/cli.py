@@ -218,6 +218,7 @@ _LazyGroup.lazy = {
     "destroy": "mosaico_dsl.runtime.cli:destroy_cmd",
     "target": "mosaico_dsl.runtime.cli:target_group",
     "sim": "mosaico_dsl.sim.cli:sim",
+    "experiment": "mosaico_dsl.experiment.cli:experiment_cmd",
     "place": "mosaico_dsl.place.cli:place_cmd",
 }
 

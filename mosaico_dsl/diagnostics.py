@@ -14,6 +14,7 @@ import linecache
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from ._codes import CODES
 
@@ -29,6 +30,7 @@ __all__ = [
     "render_json",
     "render_html",
     "has_errors",
+    "Collector",
 ]
 
 
@@ -116,6 +118,29 @@ class CompileError(Exception):
 
     def _repr_html_(self) -> str:
         return render_html(self.diagnostics, self.sources)
+
+
+class Collector:
+    """Runs independent steps and keeps their :class:`CompileError` diagnostics, so that
+    every mistake of one request (its program, its options) is reported at once."""
+
+    def __init__(self, sources: Mapping[str, str] | None = None) -> None:
+        self.errors: list[Diagnostic] = []
+        self.sources: dict[str, str] = dict(sources or {})
+
+    def __call__(self, step: Callable[[], Any]) -> Any:
+        """``step()``'s value, or None (its diagnostics kept) if it raised CompileError."""
+        try:
+            return step()
+        except CompileError as e:
+            self.errors.extend(e.diagnostics)
+            self.sources.update(e.sources)
+            return None
+
+    def check(self) -> None:
+        """Raise one CompileError carrying everything collected, if anything was."""
+        if self.errors:
+            raise CompileError(self.errors, self.sources)
 
 
 SourceLookup = Callable[[str, int], str | None]

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 from typing import Any
 
 from ..ir import _ir as I
 from ..ir.predicate import Predicate, evaluate
+from .binding import packet_header
 
 __all__ = ["Filter", "Blocklist", "Allowlist", "RateLimit", "SynGuard", "Acl", "Counter",
            "Classifier", "PassThrough", "build_filter", "packet_fields", "MODELLED"]
@@ -36,13 +37,7 @@ MODELLED = ("std.security.Blocklist", "std.security.Allowlist", "std.security.Ra
 
 def packet_fields(pkt: Any) -> Mapping[str, Any]:
     """The header fields a predicate may read (``ipv4.src`` → ``IPv4Address``, ...)."""
-    flow = pkt.flow
-    fields = dict(flow.fields)
-    fields["ipv4.src"] = IPv4Address(pkt.src)
-    fields["ipv4.ecn"] = pkt.ecn
-    if flow.proto == 6:
-        fields["tcp.flags"] = 0x02 if pkt.syn else 0x10
-    return fields
+    return packet_header(pkt.flow.fields, pkt.flow.proto, pkt.src, pkt.ecn, pkt.syn)
 
 
 class Filter:

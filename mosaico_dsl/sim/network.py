@@ -22,23 +22,20 @@ returns none, so a TCP flow there never completes its handshake (:class:`Unanswe
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
 from random import Random
 from typing import Any
 
 from ..aqm.dualq import DualQConstants
-from ..diagnostics import CompileError, Diagnostic, error, warning
+from ..diagnostics import Diagnostic, warning
 from ..ir import _ir as I
-from ..ir.predicate import evaluate, fields_of, to_dnf
-from ..ir.values import ValueRange, ValueSet
 from ..place import Placement
+from .binding import FlowBinding, bind_traffic, header_fields
 from .engine import Engine
-from .filters import Classifier, Filter, PassThrough, build_filter, packet_fields
-from .packet import ACK_SIZE, ECT1, IP_TCP_HEADER, IP_UDP_HEADER, SYN_SIZE, Packet
+from .filters import Classifier, Filter, PassThrough, build_filter
+from .packet import ACK_SIZE, IP_TCP_HEADER, IP_UDP_HEADER, SYN_SIZE, Packet
 from .ports import DualQPort, FifoPort, Port
 from .sources import DatagramSink, OpenLoopSource
 from .tcp import TcpReceiver, TcpSender, UnansweredConnect
@@ -73,9 +70,7 @@ class Flow:
         self.start = start
         self.stop = stop
         self.matched = True
-        l4 = "tcp" if proto == 6 else "udp"
-        self.fields = {"ipv4.dst": IPv4Address(dst), "ipv4.proto": proto, "ipv4.dscp": 0,
-                       "ipv4.ttl": 64, f"{l4}.sport": sport, f"{l4}.dport": dport}
+        self.fields = header_fields(proto, dst, sport, dport)
         self.path: list[Any] = []
         self.sender: Any = None
         self.receiver: Any = None
@@ -259,206 +254,72 @@ class _Builder:
         return stages
 
 
-def _dport_candidates(match: I.Predicate, l4: str) -> list[int]:
-    """Ports the ``match`` names for ``l4.dport`` (positive literals first), then common ones."""
-    out: list[int] = []
-
-    def add(v: Any) -> None:
-        if isinstance(v, bool):
-            return
-        if isinstance(v, int):
-            out.append(v)
-        elif isinstance(v, ValueRange) and isinstance(v.lo, int):
-            out.append(v.lo)
-        elif isinstance(v, (ValueSet, tuple)):
-            for x in v:
-                add(x)
-
-    for clause in to_dnf(match):
-        for cmp, holds in clause:
-            if holds and cmp.field.path == f"{l4}.dport" and cmp.op in ("==", "in", ">="):
-                add(cmp.value)
-    return [*dict.fromkeys(out), 80, 443, 5201]
-
-
-def _default_size(spec: FlowSpec) -> int:
-    if spec.size is not None:
-        return spec.size.bytes
-    return {"flood": 64, "syn": SYN_SIZE, "cbr": 1200, "onoff": 1200}.get(spec.kind, 1500)
-
-
-def _default_ecn(spec: FlowSpec) -> int:
-    if spec.kind == "prague":
-        return ECT1
-    return spec.ecn if spec.ecn is not None else 0
-
-
 def build(program: I.Program, placement: Placement, specs: Sequence[FlowSpec], *,
           duration: int, seed: int, bin_ns: int, sources: dict[str, str] | None = None
           ) -> Network:
     """Bind the traffic to the program and build the network; raises CompileError."""
+    bindings, warnings = bind_traffic(program, placement, specs, duration_ns=duration,
+                                      sources=sources)
     b = _Builder(program, placement, seed, bin_ns, duration)
-    if not program.services:
-        raise CompileError([error("E1107", "the program has no service to simulate", None,
-                                  "add a `service` whose chain carries the traffic")],
-                           sources)
-    pool: list[tuple[I.Service, str]] = []
-    for svc in program.services:
-        for src in svc.sources:
-            if (svc, src) not in pool:
-                pool.append((svc, src))
-    endpoint = {e.name: (t, e) for t in program.topologies for e in t.endpoints}
-    rr = {"legit": 0, "attack": 0}
-    flows: list[Flow] = []
-    errors: list[Diagnostic] = []
-    for spec in specs:
-        for _copy in range(spec.count):
-            before = len(errors)
-            flow = _bind(b, spec, pool, endpoint, rr, len(flows), errors)
-            if len(errors) > before:
-                break  # the same mistake for every copy: report it once
-            if flow is not None:
-                flows.append(flow)
-    if errors:
-        raise CompileError(errors, sources)
+    topologies = {t.name: t for t in program.topologies}
+    unmatched = iter(warnings)  # one W1101 per flow no service matches, in flow order
+    flows = []
+    for fb in bindings:
+        if not fb.matched:
+            b.diags.append(next(unmatched))
+        flows.append(_flow(b, fb, topologies[fb.topology]))
     return Network(program, placement, tuple(specs), duration, seed, bin_ns, b.engine, flows,
                    b.ports, b.queue_ports, b.filters, b.drops, b.diags)
 
 
-def _bind(b: _Builder, spec: FlowSpec, pool, endpoint, rr, fid: int, errors: list
-          ) -> Flow | None:
-    program = b.program
-    # --- which service and source
-    services = {s.name: s for s in program.services}
-    if spec.service is not None and spec.service not in services:
-        near = difflib.get_close_matches(spec.service, services, 1)
-        errors.append(error("E1105", f"no service named {spec.service!r}", spec.span,
-                            f"did you mean {near[0]!r}?" if near else
-                            f"services are {', '.join(services)}"))
-        return None
-    candidates = [(s, src) for s, src in pool
-                  if spec.service is None or s.name == spec.service]
-    if spec.source is not None:
-        if spec.source not in endpoint:
-            near = difflib.get_close_matches(spec.source, endpoint, 1)
-            errors.append(error("E1105", f"no endpoint named {spec.source!r}", spec.span,
-                                f"did you mean {near[0]!r}?" if near else
-                                f"endpoints are {', '.join(endpoint)}"))
-            return None
-        candidates = [(s, src) for s, src in candidates if src == spec.source]
-        if not candidates:
-            errors.append(error("E1105", f"{spec.source} is not a source of "
-                                f"{'service ' + spec.service if spec.service else 'any service'}",
-                                spec.span, "a service carries the traffic of the endpoints its "
-                                "`match` and topology route to its destination"))
-            return None
-    else:
-        trusted = [(s, src) for s, src in candidates if endpoint[src][1].trusted]
-        untrusted = [(s, src) for s, src in candidates if not endpoint[src][1].trusted]
-        group = "attack" if spec.is_attack else "legit"
-        mine = (untrusted if spec.is_attack else trusted) or candidates
-        if not mine:
-            errors.append(error("E1105", f"no service carries traffic for {spec.kind}",
-                                spec.span))
-            return None
-        # distinct sources in turn: the first legit flow from the first trusted source, ...
-        sources = list(dict.fromkeys(src for _, src in mine))
-        src_name = sources[rr[group] % len(sources)]
-        rr[group] += 1
-        candidates = [(s, src) for s, src in mine if src == src_name]
-    svc, src_name = candidates[0]
-    topo, ep = endpoint[src_name]
-    route = next((r for r in b.placement.routes_of(svc.name) if r.source == src_name), None)
-    if route is None or len(route.visits) < 2:
-        errors.append(error("E1105", f"the placement has no route for service {svc.name} from "
-                            f"{src_name}", spec.span, "check the service's chain placement"))
-        return None
-    dst_ep = topo.node(svc.destination)
-    assert isinstance(dst_ep, I.Endpoint)
-    # --- header fields
-    proto = 6 if spec.is_tcp or spec.kind == "syn" or (spec.kind == "flood"
-                                                        and spec.proto != "udp") else 17
-    l4 = "tcp" if proto == 6 else "udp"
-    ecn = _default_ecn(spec)
-    klass = "L" if ecn & 1 else "C"
-    start = spec.start.ns
-    stop = min(b.duration, spec.stop.ns) if spec.stop is not None else b.duration
-    name = f"{spec.kind}#{fid + 1}"
-    spoof = spec.spoof
-    if spoof is None and spec.is_attack:
-        spoof = IPv4Network(f"{ep.ip}/24", strict=False)  # a subnet's worth of bots
-    flow = Flow(fid, name, spec, src_name, svc.name, klass, int(ep.ip), int(dst_ep.ip), proto,
-                10000 + fid, 0, start, stop)
-    probe = Packet(flow, 0, 0, ecn, int(ep.ip), 0, spec.kind == "syn")
-    if spec.dport is not None:
-        flow.dport = spec.dport
-    else:
-        for port in _dport_candidates(svc.match, l4):
-            flow.dport = port
-            flow.fields[f"{l4}.dport"] = port
-            if evaluate(svc.match, packet_fields(probe)):
-                break
-    flow.fields[f"{l4}.dport"] = flow.dport
-    flow.matched = evaluate(svc.match, packet_fields(probe))
+def _flow(b: _Builder, fb: FlowBinding, topo: I.Topology) -> Flow:
+    """The simulated flow of a binding: its path through ports and filters, its sender and
+    its receiver."""
+    flow = Flow(fb.index, fb.name, fb.spec, fb.source, fb.service, fb.klass, int(fb.src_ip),
+                int(fb.dst_ip), fb.proto, fb.sport, fb.dport, fb.start_ns, fb.stop_ns)
+    flow.matched = fb.matched
     classifier: Filter | None = None
-    if not flow.matched:
-        b.diags.append(warning(
-            "W1101", f"{name} ({spec.kind} from {src_name}, {l4} port {flow.dport}) matches no "
-            f"service: its packets are dropped at the first switch", spec.span,
-            f"service {svc.name} matches `{svc.match}`"))
-        classifier = Classifier(route.visits[1].node, None, svc.name)
-    elif spoof is not None and any(f.path == "ipv4.src" for f in fields_of(svc.match)):
-        classifier = Classifier(route.visits[1].node, svc.match, svc.name)
-    # --- path and endpoints
-    flow.path = b.path(flow, topo, route.visits, classifier)
+    first_switch = fb.route.visits[1].node
+    svc = next(s for s in b.program.services if s.name == fb.service)
+    if not fb.matched:
+        classifier = Classifier(first_switch, None, fb.service)
+    elif fb.classify_per_packet:
+        classifier = Classifier(first_switch, svc.match, fb.service)
+    flow.path = b.path(flow, topo, fb.route.visits, classifier)
     ack_delay = 0
-    for x, y in itertools.pairwise(route.reply_nodes):
+    for x, y in itertools.pairwise(fb.route.reply_nodes):
         lk = _link(topo, x, y)
         ack_delay += lk.delay.ns + (ACK_SIZE * 8 * _NS + lk.bandwidth.bps - 1) // lk.bandwidth.bps
-    size = _default_size(spec)
     e = b.engine
-    if spec.is_tcp and not svc.replies:
+    if fb.is_tcp and not svc.replies:
         b.diags.append(warning(
-            "W1103", f"{name} ({spec.kind} from {src_name}) is TCP, but service {svc.name} "
-            "drops its replies (`reply drop`): the handshake never completes, only SYNs are "
-            "sent", spec.span, f"remove `reply drop` from service {svc.name}, or simulate "
-            "open-loop traffic (cbr, onoff) on it"))
-        flow.sender = UnansweredConnect(e, flow, ecn=ecn, stop=stop)
+            "W1103", f"{fb.name} ({fb.kind} from {fb.source}) is TCP, but service "
+            f"{fb.service} drops its replies (`reply drop`): the handshake never completes, "
+            "only SYNs are sent", fb.spec.span, f"remove `reply drop` from service "
+            f"{fb.service}, or simulate open-loop traffic (cbr, onoff) on it"))
+        flow.sender = UnansweredConnect(e, flow, ecn=fb.ecn, stop=fb.stop_ns)
         flow.receiver = DatagramSink(b.bin_ns, SYN_SIZE, b.duration)
-    elif spec.is_tcp:
-        limit = None
-        if spec.transfer is not None:
-            payload = size - IP_TCP_HEADER
-            limit = -(-spec.transfer.bytes // payload)
-        pacing = spec.pacing if spec.pacing is not None else spec.kind == "prague"
-        flow.sender = TcpSender(e, flow, spec.kind, ecn=ecn, pacing=pacing, size=size,
-                                limit=limit, stop=stop)
+    elif fb.is_tcp:
+        flow.sender = TcpSender(e, flow, fb.kind, ecn=fb.ecn, pacing=fb.pacing, size=fb.size,
+                                limit=fb.limit, stop=fb.stop_ns)
         flow.receiver = TcpReceiver(e, flow, flow.sender, ack_delay, b.bin_ns, b.duration)
-        if stop < b.duration:
-            e.at(stop, flow.sender.stop)
+        if fb.stop_ns < b.duration:
+            e.at(fb.stop_ns, flow.sender.stop)
     else:
-        if spec.rate_pps is not None:
-            interval = _NS // spec.rate_pps.pps
-        else:
-            bps = spec.rate_bps.bps if spec.rate_bps is not None else \
-                {"cbr": 1_000_000, "onoff": 2_000_000}.get(spec.kind, 0)
-            if bps:
-                interval = size * 8 * _NS // bps
-            else:
-                interval = _NS // 10_000  # floods: 10 kpps unless told
+        spec = fb.spec
         span = None
-        if spoof is not None:
-            span = (int(spoof.network_address), spoof.num_addresses)
+        if fb.spoof is not None:
+            span = (int(fb.spoof.network_address), fb.spoof.num_addresses)
         flow.sender = OpenLoopSource(
-            e, flow, size=size, interval=interval, ecn=ecn, burst=spec.burst or 1,
-            rng=_rng(b.seed, f"flow/{fid}"),
-            on=(spec.on.ns if spec.on else _NS) if spec.kind == "onoff" else None,
-            off=(spec.off.ns if spec.off else _NS) if spec.kind == "onoff" else None,
-            spoof=span, syn=spec.kind == "syn", stop=stop)
-        flow.receiver = DatagramSink(b.bin_ns, IP_TCP_HEADER if proto == 6 else IP_UDP_HEADER,
+            e, flow, size=fb.size, interval=fb.interval_ns or 1, ecn=fb.ecn,
+            burst=spec.burst or 1, rng=_rng(b.seed, f"flow/{fb.index}"),
+            on=(spec.on.ns if spec.on else _NS) if fb.kind == "onoff" else None,
+            off=(spec.off.ns if spec.off else _NS) if fb.kind == "onoff" else None,
+            spoof=span, syn=fb.kind == "syn", stop=fb.stop_ns)
+        flow.receiver = DatagramSink(b.bin_ns, IP_TCP_HEADER if fb.proto == 6 else IP_UDP_HEADER,
                                      b.duration)
     if not isinstance(flow.path[-1], NodeStage):  # else the classifier drops everything
         flow.path.append(flow.receiver)
-    if start < b.duration:
-        e.at(start, flow.sender.start)
+    if fb.start_ns < b.duration:
+        e.at(fb.start_ns, flow.sender.start)
     return flow

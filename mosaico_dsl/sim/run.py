@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import CompileError, error
+from ..diagnostics import Collector, CompileError, error
 from ..ir import _ir as I
 from ..place import Placement, PlacementError, place
 from ..units import Time, parse_quantity
@@ -79,17 +79,8 @@ def simulate(source: Any, *, duration: Any = DEFAULT_DURATION,
     run advances.
     """
     # The mistakes of the duration, the traffic and the program are reported together.
-    errors: list = []
-    sources: dict[str, str] = {}
-
-    def attempt(step: Callable[[], Any]) -> Any:
-        try:
-            return step()
-        except CompileError as e:
-            errors.extend(e.diagnostics)
-            sources.update(e.sources)
-            return None
-
+    attempt = Collector()
+    errors, sources = attempt.errors, attempt.sources
     dur = attempt(lambda: as_time(duration))
     specs = attempt(lambda: parse_traffic(traffic) if isinstance(traffic, str)
                     else check_flows(tuple(traffic)))
