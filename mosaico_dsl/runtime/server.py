@@ -29,6 +29,7 @@ action profiles, digests, value sets                UNIMPLEMENTED
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -202,10 +203,25 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
     def StreamChannel(self, request_iterator: Iterator[p4r.StreamMessageRequest],
                       context: grpc.ServicerContext):
         with self.lock:
-            if self.streams >= self.max_streams:
-                context.abort(_C.RESOURCE_EXHAUSTED,
-                              f"too many open streams ({self.max_streams}); close one first")
-            self.streams += 1
+            full = self.streams >= self.max_streams
+            if not full:
+                self.streams += 1
+        if full:
+            # Take the client's first message before refusing: an asyncio client whose write
+            # meets an already-closed stream reports INTERNAL instead of our status
+            # (grpc/grpc#36066).
+            # A client that never writes is refused after a second all the same.
+            taken = threading.Event()
+
+            def take() -> None:
+                with contextlib.suppress(StopIteration, grpc.RpcError):
+                    next(request_iterator)
+                taken.set()
+
+            threading.Thread(target=take, daemon=True, name="p4rt-refuse").start()
+            taken.wait(1.0)
+            context.abort(_C.RESOURCE_EXHAUSTED,
+                          f"too many open streams ({self.max_streams}); close one first")
         me: _Controller | None = None
         role = ""
         out: queue.SimpleQueue = queue.SimpleQueue()
