@@ -26,7 +26,7 @@ The aim: every anchored point within ±0.15 of its figure, no grid point outside
 enough for Prague, which grows one segment per RTT, to converge: ``--rtts-per-run`` RTTs
 (default 1500), at least ``--min-duration`` seconds.
 
-It is long at full scale (about 50 CPU-minutes); run it in parts and with ``nice``::
+It is long at full scale (about 12 CPU-minutes here); run it in parts and with ``nice``::
 
     nice -n 10 python benchmarks/bench_fidelity.py --rates 12 --rtts 5,20 --seeds 1
     nice -n 10 python benchmarks/bench_fidelity.py --anchors-only --workers 2
