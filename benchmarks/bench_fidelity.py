@@ -16,14 +16,17 @@ Published figures (Classic/L4S goodput, one Prague and one CUBIC flow, equal bas
   github.com/L4STeam/linux, as summarised in the project's issue 13);
 * **Heist & Morton, l4s-tests, scenario 1** (Prague vs CUBIC through DualPI2,
   github.com/heistp/l4s-tests): 10 Mb/s — 0.47, 0.54–0.55, 0.58–0.59 at 10, 20, 80 ms;
-  50 Mb/s — 0.37–0.38, 0.46–0.50, 0.58–0.70 at 10, 20, 50–100 ms.
+  50 Mb/s — 0.37–0.38, 0.46–0.50, 0.58–0.70 at 10, 20, 50–100 ms. Their CUBIC was
+  ECN-capable: the harness (``fl``, ``ns_setup``) sets ``net.ipv4.tcp_ecn=3`` on the client
+  and the server, so CUBIC negotiated (Accurate) ECN and sent ECT(0); these points run
+  ``cubic[ecn=ect0]``, whose packets DualPI2 marks rather than drops.
 
 The aim: every anchored point within ±0.15 of its figure, no grid point outside
 [0.2, 1.5]. Goodput is measured after a warm-up (a third of the run), and runs last long
 enough for Prague, which grows one segment per RTT, to converge: ``--rtts-per-run`` RTTs
 (default 1500), at least ``--min-duration`` seconds.
 
-It is long at full scale (about 50 CPU-minutes); run it in parts and with ``nice``::
+It is long at full scale (about 12 CPU-minutes here); run it in parts and with ``nice``::
 
     nice -n 10 python benchmarks/bench_fidelity.py --rates 12 --rtts 5,20 --seeds 1
     nice -n 10 python benchmarks/bench_fidelity.py --anchors-only --workers 2
@@ -63,6 +66,7 @@ GRID_RTTS = (5, 10, 20, 50, 100)
 L4S_TEAM = "L4S team, Prague rtt_scaling=0 vs CUBIC, DualPI2 defaults, 100 Mb/s"
 HEIST_10 = "Heist & Morton l4s-tests scenario 1, 10 Mb/s"
 HEIST_50 = "Heist & Morton l4s-tests scenario 1, 50 Mb/s"
+ECN_CLASSIC = {HEIST_10, HEIST_50}  # sources whose CUBIC sent ECT(0) (see the docstring)
 # (rate Mb/s, base RTT ms) -> (low, high, source): Classic/L4S goodput ratio, CUBIC.
 ANCHORS: dict[tuple[int, int], tuple[float, float, str]] = {
     (100, 5): (0.23, 0.23, L4S_TEAM),
@@ -88,8 +92,14 @@ class Point:
     rtt: int  # ms
     cc: str  # reno | cubic
     seed: int
+    ecn: bool  # the Classic flow is ECN-capable (ECT(0))
     duration: float  # s
     warmup: float  # s
+
+    @property
+    def vs(self) -> str:
+        """The Classic flow as the report names it: reno, cubic, or cubic+ecn."""
+        return f"{self.cc}+ecn" if self.ecn else self.cc
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,9 @@ def run(pt: Point) -> Outcome:
     from mosaico_dsl.sim import simulate
 
     t0 = time.perf_counter()
+    classic = f"{pt.cc}:1[ecn=ect0]" if pt.ecn else f"{pt.cc}:1"
     r = simulate(program(pt.rate, pt.rtt), duration=pt.duration,
-                 traffic=f"prague:1,{pt.cc}:1", seed=pt.seed, bin=0.1)
+                 traffic=f"prague:1,{classic}", seed=pt.seed, bin=0.1)
     wall = time.perf_counter() - t0
     tr = r.traces
     start = int(pt.warmup / (tr.bin_ns / 1e9))
@@ -134,12 +145,12 @@ def run(pt: Point) -> Outcome:
 def points(args) -> list[Point]:
     out: list[Point] = []
 
-    def add(rate: int, rtt: int, cc: str) -> None:
+    def add(rate: int, rtt: int, cc: str, ecn: bool = False) -> None:
         duration = max(args.min_duration, args.rtts_per_run * rtt / 1000)
         if args.max_duration:
             duration = min(duration, args.max_duration)
         for seed in range(1, args.seeds + 1):
-            p = Point(rate, rtt, cc, seed, duration, duration / 3)
+            p = Point(rate, rtt, cc, seed, ecn, duration, duration / 3)
             if p not in out:
                 out.append(p)
 
@@ -154,7 +165,7 @@ def points(args) -> list[Point]:
         for (rate, rtt) in ANCHORS:
             if (args.rates and rate not in args.rates) or (args.rtts and rtt not in args.rtts):
                 continue
-            add(rate, rtt, "cubic")
+            add(rate, rtt, "cubic", ANCHORS[rate, rtt][2] in ECN_CLASSIC)
     return out
 
 
@@ -189,7 +200,7 @@ def main() -> None:
         for p in todo:
             done.append(run(p))
             o = done[-1]
-            print(f"  {p.rate:>4} Mb/s {p.rtt:>4} ms {p.cc:<5} seed {p.seed}: C/L {o.ratio:5.2f}, "
+            print(f"  {p.rate:>4} Mb/s {p.rtt:>4} ms {p.vs:<9} seed {p.seed}: C/L {o.ratio:5.2f}, "
                   f"stall {o.stall_ms:7.1f} ms, {p.duration / o.wall:6.1f} sim s per wall s",
                   flush=True)
     wall = time.perf_counter() - t0
@@ -203,16 +214,16 @@ def _avg(runs: list[Outcome], name: str) -> float:
 def report(done: list[Outcome], wall: float) -> None:
     groups: dict[tuple[int, int, str], list[Outcome]] = {}
     for o in done:
-        groups.setdefault((o.point.rate, o.point.rtt, o.point.cc), []).append(o)
+        groups.setdefault((o.point.rate, o.point.rtt, o.point.vs), []).append(o)
     print()
-    print(f"{'Mb/s':>5} {'RTT':>4} {'vs':<5} {'C/L':>5} {'range':>11}  {'L p50':>6} {'L p99':>6}"
+    print(f"{'Mb/s':>5} {'RTT':>4} {'vs':<9} {'C/L':>5} {'range':>11}  {'L p50':>6} {'L p99':>6}"
           f"  {'C p50':>6} {'C p99':>6}  {'stall':>7}  published (source)")
     misses, outside, stalls = [], [], []
     for (rate, rtt, cc), runs in sorted(groups.items()):
         ratios = [o.ratio for o in runs]
         mean = sum(ratios) / len(ratios)
         stall = max(o.stall_ms for o in runs)
-        anchor = ANCHORS.get((rate, rtt)) if cc == "cubic" else None
+        anchor = ANCHORS.get((rate, rtt)) if cc.startswith("cubic") else None
         ref = ""
         if anchor:
             lo, hi, source = anchor
@@ -226,7 +237,7 @@ def report(done: list[Outcome], wall: float) -> None:
             outside.append((rate, rtt, cc, mean))
         if stall > STALL_LIMIT_MS:
             stalls.append((rate, rtt, cc, stall))
-        print(f"{rate:>5} {rtt:>4} {cc:<5} {mean:5.2f} {min(ratios):5.2f}–{max(ratios):<5.2f}"
+        print(f"{rate:>5} {rtt:>4} {cc:<9} {mean:5.2f} {min(ratios):5.2f}–{max(ratios):<5.2f}"
               f"  {_avg(runs, 'l_p50'):6.2f} {_avg(runs, 'l_p99'):6.2f}"
               f"  {_avg(runs, 'c_p50'):6.1f} {_avg(runs, 'c_p99'):6.1f}"
               f"  {stall:7.1f}  {ref}")
@@ -235,7 +246,7 @@ def report(done: list[Outcome], wall: float) -> None:
     print()
     print(f"{len(done)} runs, {sim_s:.0f} simulated s in {wall:.0f} s of wall time "
           f"({cpu:.0f} s in the runs: {sim_s / cpu:.1f} simulated s per run-second)")
-    anchored = sum(1 for (r, t, c) in groups if c == "cubic" and (r, t) in ANCHORS)
+    anchored = sum(1 for (r, t, c) in groups if c.startswith("cubic") and (r, t) in ANCHORS)
     print(f"anchored points within ±{TOLERANCE}: {anchored - len(misses)}/{anchored}"
           + "".join(f"; MISS {r} Mb/s {t} ms: {m:.2f} vs {lo:.2f}–{hi:.2f}"
                     for r, t, m, lo, hi in misses))

@@ -281,12 +281,16 @@ def coupled_probability(c: DualQConstants, p: int) -> int:
 
 
 def l4s_native(c: DualQConstants, qdelay_l_us: int, qlen: int) -> int:
-    """p'_L: the native ramp (or step) on the L delay, 0 while ``qlen < th_len``.
+    """p'_L: the native ramp (or step) on the L delay, 0 unless ``qlen > th_len``.
 
     RFC 9332 A.1, dequeue lines 5a-5d: ``if (lq.len() > Th_len) p'_L = laqm(lq.time())
-    else p'_L = 0`` — Th_len gates only this native term, never the coupled p_CL.
+    else p'_L = 0``, after line 4's ``lq.dequeue(pkt)``: ``lq.len()`` is the packets left
+    behind (``qlen``), so with Th_len = 1 a packet is not natively marked unless two or
+    more others wait behind it — at a low rate, where one packet's transmission outlasts
+    the ramp, an L packet that waited for a single Classic (or L) packet is not marked.
+    Th_len gates only this native term, never the coupled p_CL.
     """
-    if qlen < c.th_len:
+    if qlen <= c.th_len:
         return 0
     if c.step:
         return MAX_PROB if qdelay_l_us >= c.min_th_us else 0
@@ -375,9 +379,10 @@ def dequeue(c: DualQConstants, s: DualQState, *, now_us: int, l4s: bool, qdelay_
 
     ``qlen`` is ``deq_qdepth``: the packets left behind in this packet's queue (BMv2 reports
     the depth of the priority queue it left). The Classic verdict and the L packet's native
-    ramp read it (never the coupled p_CL nor the overload drop): they are suppressed while
-    fewer than ``th_len`` others wait (for the ramp, RFC 9332's ``lq.len() > Th_len``
-    counting the departing packet; the Classic floor is not in the RFC).
+    ramp read it (never the coupled p_CL nor the overload drop): the ramp applies only
+    while more than ``th_len`` others wait (RFC 9332's ``lq.len() > Th_len`` after the
+    dequeue), the Classic verdict only while at least ``th_len`` do (a floor that is not
+    in the RFC).
     """
     # DualQState(...) rather than dataclasses.replace: this runs per packet in the simulator
     if l4s:

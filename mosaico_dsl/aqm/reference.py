@@ -19,7 +19,8 @@ integer model, and keeps the RFC's structure and names:
 * the native L4S AQM (``laqm``, Figure 5): 0 below ``minTh``, 1 from ``minTh + range``,
   linear in between (``step`` mode: 1 from ``minTh``); the dequeue suppresses only this
   native term while the L queue is short (``if (lq.len() > Th_len) p'_L = laqm(...) else
-  p'_L = 0``, lines 5a-5d; ``qlen`` here counts the packets left besides the one leaving);
+  p'_L = 0``, lines 5a-5d, after line 4's ``lq.dequeue(pkt)``: ``qlen`` here counts the
+  packets left behind the one leaving);
 * dequeue (Figure 3, with the overload rules of Section 4.2.2 / A.2): an L packet is
   marked with ``p_L = max(laqm(qdelay_L), p_CL)``, or — when ``p_CL`` saturates at 1 —
   dropped with ``p_C``; a Classic packet is dropped (Not-ECT) or marked (ECT) with ``p_C``,
@@ -129,7 +130,7 @@ def l4s_probability(c: ReferenceParams, p: float, qdelay_l: float, qlen: int) ->
 
     Th_len gates the native term only; the coupled p_CL applies at any queue length.
     """
-    native = laqm(c, qdelay_l) if qlen >= c.th_len else 0.0
+    native = laqm(c, qdelay_l) if qlen > c.th_len else 0.0
     return max(native, coupled_probability(c, p))
 
 

@@ -128,6 +128,7 @@ class FlowStats:
     drops: tuple[tuple[str, str, int], ...]  # (where, reason, packets)
     goodput_bps: float
     mean_rtt_ms: float | None
+    min_rtt_ms: float | None  # the base RTT the flow saw: propagation, serialisation, nodes
 
     @property
     def dropped(self) -> int:
@@ -141,7 +142,8 @@ class FlowStats:
                 "ce_received": self.ce_received,
                 "drops": [{"where": w, "reason": r, "packets": n} for w, r, n in self.drops],
                 "goodput_bps": round(self.goodput_bps, 3),
-                "mean_rtt_ms": None if self.mean_rtt_ms is None else round(self.mean_rtt_ms, 6)}
+                "mean_rtt_ms": None if self.mean_rtt_ms is None else round(self.mean_rtt_ms, 6),
+                "min_rtt_ms": None if self.min_rtt_ms is None else round(self.min_rtt_ms, 6)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +366,8 @@ def collect(net: Network, program_name: str) -> SimResult:
             ce_received=f.receiver.ce,
             drops=tuple((w, r, n) for (w, r), n in sorted(f.drops.items())),
             goodput_bps=float(goodput[i].sum()) * 8 * _NS / active,
-            mean_rtt_ms=(s.rtt_sum / samples / 1e6) if samples else None))
+            mean_rtt_ms=(s.rtt_sum / samples / 1e6) if samples else None,
+            min_rtt_ms=s.min_rtt / 1e6 if samples else None))
     by_class = {c: sum(fs.goodput_bps for fs in flow_stats
                        if fs.klass == c and fs.kind not in ("flood", "syn")) for c in CLASSES}
     ports, queue, p_prime = [], {}, {}

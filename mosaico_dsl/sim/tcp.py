@@ -1,4 +1,4 @@
-"""TCP senders and receivers: Prague (L4S), Reno and CUBIC (Classic).
+"""TCP senders and receivers: Prague (L4S), Reno and CUBIC (Classic), as Linux runs them.
 
 What is modelled, per packet:
 
@@ -7,14 +7,24 @@ What is modelled, per packet:
   (DupThresh, RFC 6675); lost segments are retransmitted first; an RTO (RFC 6298, 200 ms
   minimum, exponential backoff) marks everything outstanding lost and restarts from one
   segment. RTT samples come from echoed timestamps, so retransmissions are unambiguous.
-* **Congestion control** — slow start from 10 segments; one reduction per round trip:
-  Reno halves, CUBIC (RFC 9438: C = 0.4, β = 0.7, fast convergence, Reno-friendly region)
-  multiplies by β, on loss and on an ECN echo (RFC 3168); Prague keeps DCTCP's
-  α ← (1 − g)·α + g·F (g = 1/16, F the CE fraction of the last round, exact through
-  Accurate ECN per-ACK feedback), cuts ``cwnd·α/2`` once per round with CE, grows by one
-  segment per round, and halves on loss like Reno.
-* **Pacing** — Linux's: ``cwnd·size/srtt`` × 2 in slow start, × 1.2 after; on by
-  default for Prague (L4S senders must pace), off for Reno and CUBIC (ACK-clocked bursts).
+* **Congestion control** — one reduction per round trip, on loss and on an ECN echo
+  (RFC 3168), no growth while it lasts. Reno and CUBIC are Linux's ``tcp_cong.c`` and
+  ``tcp_cubic.c`` (v5.x), integer arithmetic included: ``snd_cwnd``
+  is a whole number of segments grown by ``tcp_cong_avoid_ai`` (one segment per ``cnt``
+  ACKed, the partial count dropped at each reduction), Reno halves, CUBIC multiplies by
+  717/1024 and keeps Linux's Reno-friendly estimate at a constant 3(1−β)/(1+β) segments per
+  round — RFC 9438 raises it to 1 once the estimate passes W_max, Linux does not — and
+  recomputes its target at most every HZ/32 while the window is unchanged. At the small
+  windows of a low-rate bottleneck these details are worth a segment or two per sawtooth.
+  Prague is Linux's ``tcp_prague.c``: DCTCP's α ← (1 − g)·α + g·F (g = 1/16, F the CE
+  fraction of the last round, exact through Accurate ECN per-ACK feedback), a cut of
+  ``cwnd·α/2`` once per round with CE, a fractional window that grows by one segment per
+  round *from the segments ACKed without CE* (``prague_update_cwnd``: ``acked -=
+  rs->ece_delta``), also in the round after a cut, and halves on loss.
+* **Pacing** — Linux's: ``cwnd·size/srtt`` × 2 while cwnd < ssthresh/2, then × 1.2
+  (``tcp_pacing_ca_ratio``), or × 1 for Prague (``prague_update_pacing_rate``: "Pacing is
+  set to 100% during AI"); on by default for Prague (L4S senders must pace), off for Reno
+  and CUBIC (ACK-clocked bursts).
 
 The receiver acknowledges every segment at once (no delayed ACKs), echoing its timestamp
 and whether it arrived CE-marked: for Prague that is Accurate ECN's exact count; for
@@ -39,11 +49,40 @@ MIN_RTO = 200_000_000
 MAX_RTO = 60 * NS
 INITIAL_RTO = NS
 DUPTHRESH = 3
-INITIAL_CWND = 10.0
-CUBIC_C = 0.4
-CUBIC_BETA = 0.7
+INITIAL_CWND = 10  # RFC 6928, Linux's TCP_INIT_CWND
+INFINITE_SSTHRESH = 0x7FFFFFFF  # Linux's TCP_INFINITE_SSTHRESH
 DCTCP_G = 1 / 16
 CONGESTION_CONTROLS = ("prague", "reno", "cubic")
+
+# Linux tcp_cubic.c (v5.x): beta = 717/1024, bic_scale = 41 (C = 410/1024), times in
+# 1/2^BICTCP_HZ s, jiffies of 1/HZ s (HZ = 1000; tcp_jiffies32).
+BICTCP_BETA_SCALE = 1024
+CUBIC_BETA_1024 = 717
+BICTCP_HZ = 10
+HZ = 1000
+JIFFY_NS = NS // HZ
+CUBE_RTT_SCALE = 41 * 10
+CUBE_FACTOR = (1 << (10 + 3 * BICTCP_HZ)) // CUBE_RTT_SCALE
+BETA_SCALE = 8 * (BICTCP_BETA_SCALE + CUBIC_BETA_1024) // 3 // (
+    BICTCP_BETA_SCALE - CUBIC_BETA_1024)  # 15: Reno-friendly +1 per 15/8 cwnd ACKed
+CUBIC_BETA = CUBIC_BETA_1024 / BICTCP_BETA_SCALE
+CUBIC_C = CUBE_RTT_SCALE / BICTCP_BETA_SCALE
+# cubic_root()'s table: cbrt(x << 18) − 1 for the top bits of x, refined by one Newton step
+_CBRT_V = (0, 54, 54, 54, 118, 118, 118, 118, 123, 129, 134, 138, 143, 147, 151, 156,
+           157, 161, 164, 168, 170, 173, 176, 179, 181, 185, 187, 190, 192, 194, 197, 199,
+           200, 202, 204, 206, 209, 211, 213, 215, 217, 219, 221, 222, 224, 225, 227, 229,
+           231, 232, 234, 236, 237, 239, 240, 242, 244, 245, 246, 248, 250, 251, 252, 254)
+
+
+def cubic_root(a: int) -> int:
+    """Linux's ``cubic_root``: a table lookup and one Newton–Raphson step (≈ 0.2 % off)."""
+    b = a.bit_length()
+    if b < 7:
+        return (_CBRT_V[a] + 35) >> 6
+    b = ((b * 84) >> 8) - 1
+    x = ((_CBRT_V[a >> (b * 3)] + 10) << b) >> 6
+    x = 2 * x + a // (x * (x - 1))
+    return (x * 341) >> 10
 
 
 class TcpSender:
@@ -61,8 +100,10 @@ class TcpSender:
         self.size = size
         self.limit = limit  # segments to send (None: unlimited)
         self.stop_at = stop
-        self.cwnd = INITIAL_CWND
-        self.ssthresh = float("inf")
+        # segments: an int for Reno and CUBIC (Linux's snd_cwnd), a float for Prague
+        self.cwnd: float = INITIAL_CWND
+        self.ssthresh: float = INFINITE_SSTHRESH
+        self.cwnd_cnt = 0  # snd_cwnd_cnt: segments ACKed towards the next increment
         self.snd_una = 0
         self.snd_nxt = 0
         self.sacked: set[int] = set()
@@ -88,12 +129,8 @@ class TcpSender:
         self.round_end = 0
         self.round_acked = 0
         self.round_ce = 0
-        # CUBIC
-        self.w_max = 0.0
-        self.epoch = -1
-        self.k = 0.0
-        self.origin = 0.0
-        self.w_est = 0.0
+        # CUBIC (struct bictcp)
+        self._cubic_reset()
         # statistics
         self.sent = 0
         self.retransmits = 0
@@ -151,7 +188,8 @@ class TcpSender:
             pkt = Packet(flow, seq, self.size, self.ecn, flow.src_ip, t)
             flow.path[0].arrive(t, pkt)
             if self.pacing and self.srtt:
-                ratio = 2.0 if self.cwnd < self.ssthresh / 2 else 1.2
+                ratio = 2.0 if self.cwnd < self.ssthresh / 2 else \
+                    1.0 if self.cc == "prague" else 1.2
                 gap = int(self.srtt / (self.cwnd * ratio))
                 self.next_tx = (self.next_tx if self.next_tx > t else t) + gap
             if not self.rto_pending:
@@ -180,7 +218,9 @@ class TcpSender:
             return
         self.timeouts += 1
         self._congestion(t, loss=True)
-        self.cwnd = 1.0
+        self.cwnd = 1
+        if self.cc == "cubic":  # tcp_enter_loss → cubictcp_state(TCP_CA_Loss): bictcp_reset
+            self._cubic_reset()
         outstanding = [s for s in range(self.snd_una, self.snd_nxt) if s not in self.sacked]
         self.lost.update(outstanding)
         self.retx_out.clear()
@@ -208,6 +248,11 @@ class TcpSender:
         self.rto = rto if rto > MIN_RTO else MIN_RTO
         self.rtt_sum += rtt
         self.rtt_samples += 1
+        if self.cc == "cubic" and (self.epoch < 0 or t // JIFFY_NS - self.epoch >= HZ):
+            # cubictcp_acked: the minimum RTT, ignoring samples within 1 s of a reduction
+            us = rtt // 1000 or 1
+            if not self.delay_min or us < self.delay_min:
+                self.delay_min = us
 
         delivered = 0
         if cum > self.snd_una:
@@ -269,6 +314,8 @@ class TcpSender:
             self._congestion(t, loss=False)
             reduced = True
 
+        if self.cc == "prague" and ce:  # prague_update_cwnd: acked -= rs->ece_delta
+            delivered = delivered - 1 if delivered else 0
         if not reduced and delivered and self.snd_una >= self.recovery_end:
             self._grow(t, delivered, in_cwr=self.snd_una < self.cwr_end)
         if t >= self.next_sample:
@@ -278,53 +325,111 @@ class TcpSender:
 
     # ------------------------------------------------------------------ congestion control
     def _congestion(self, t: int, loss: bool) -> None:
-        """One multiplicative decrease (loss, or a Classic ECN echo)."""
-        if self.cc == "cubic":
-            if self.cwnd < self.w_max:
-                self.w_max = self.cwnd * (1 + CUBIC_BETA) / 2  # fast convergence
-            else:
-                self.w_max = self.cwnd
-            self.cwnd = max(2.0, self.cwnd * CUBIC_BETA)
-            self.epoch = -1
-        else:
+        """One multiplicative decrease (loss, or an ECN echo): the CC's ``ssthresh`` and,
+        as Linux's PRR leaves it when the reduction ends, ``cwnd = ssthresh``."""
+        if self.cc == "prague":  # prague_enter_loss halves; an ECN echo is handled in on_ack
             self.cwnd = max(2.0, self.cwnd / 2)
+        else:
+            cwnd = self.cwnd
+            if self.cc == "cubic":  # cubictcp_recalc_ssthresh, fast convergence on
+                self.epoch = -1
+                if cwnd < self.w_max:
+                    self.w_max = cwnd * (BICTCP_BETA_SCALE + CUBIC_BETA_1024) // (
+                        2 * BICTCP_BETA_SCALE)
+                else:
+                    self.w_max = cwnd
+                cwnd = cwnd * CUBIC_BETA_1024 // BICTCP_BETA_SCALE
+            else:  # tcp_reno_ssthresh
+                cwnd >>= 1
+            self.cwnd = cwnd if cwnd > 2 else 2
+            self.cwnd_cnt = 0  # tcp_init_cwnd_reduction
         self.ssthresh = self.cwnd
 
     def _grow(self, t: int, acked: int, in_cwr: bool) -> None:
-        if self.cwnd < self.ssthresh:
-            self.cwnd = min(self.cwnd + acked, self.ssthresh) if self.ssthresh != \
-                float("inf") else self.cwnd + acked
-            return
-        if self.cc == "cubic":
-            if in_cwr:
-                return
-            self._cubic(t, acked)
-        elif self.cc == "reno":
-            if not in_cwr:
-                self.cwnd += acked / self.cwnd
-        else:  # prague: +1 segment per round, also in the round after a cut
-            self.cwnd += acked / self.cwnd
-
-    def _cubic(self, t: int, acked: int) -> None:
-        cwnd = self.cwnd
-        if self.epoch < 0:
-            self.epoch = t
-            if cwnd < self.w_max:
-                self.k = ((self.w_max - cwnd) / CUBIC_C) ** (1 / 3)
-                self.origin = self.w_max
+        if self.cc == "prague":  # +1 segment per round, also in the round after a cut
+            if self.cwnd < self.ssthresh:
+                self.cwnd = min(self.cwnd + acked, self.ssthresh)
             else:
-                self.k = 0.0
-                self.origin = cwnd
-            self.w_est = cwnd
-        elapsed = (t - self.epoch + self.min_rtt) / NS
-        target = self.origin + CUBIC_C * (elapsed - self.k) ** 3
-        target = min(max(target, cwnd), 1.5 * cwnd)
-        alpha = 1.0 if self.w_est >= self.w_max else 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
-        self.w_est += alpha * acked / cwnd
-        if self.w_est > target:
-            self.cwnd = max(cwnd, self.w_est)
-        else:
-            self.cwnd = cwnd + (target - cwnd) / cwnd * acked
+                self.cwnd += acked / self.cwnd
+            return
+        if in_cwr:  # Linux reduces (PRR) in CWR and Recovery, never raises
+            return
+        cwnd = self.cwnd
+        if cwnd < self.ssthresh:  # tcp_slow_start
+            grown = min(cwnd + acked, self.ssthresh)
+            acked -= grown - cwnd
+            self.cwnd = cwnd = grown
+            if acked <= 0:
+                return
+        if self.cc == "cubic":
+            self._cubic_update(t, acked)
+            w = self.cnt
+        else:  # tcp_reno_cong_avoid
+            w = cwnd
+        # tcp_cong_avoid_ai(tp, w, acked)
+        if self.cwnd_cnt >= w:
+            self.cwnd_cnt = 0
+            cwnd += 1
+        self.cwnd_cnt += acked
+        if self.cwnd_cnt >= w:
+            delta = self.cwnd_cnt // w
+            self.cwnd_cnt -= delta * w
+            cwnd += delta
+        self.cwnd = cwnd
+
+    def _cubic_reset(self) -> None:
+        """bictcp_reset: every CUBIC variable to zero (an epoch of -1 means none)."""
+        self.cnt = 0
+        self.w_max = 0  # last_max_cwnd
+        self.last_cwnd = 0
+        self.last_time = 0
+        self.origin = 0  # bic_origin_point
+        self.k = 0  # bic_K, in 1/2^BICTCP_HZ s
+        self.delay_min = 0  # µs
+        self.epoch = -1  # epoch_start, jiffies
+        self.ack_cnt = 0
+        self.w_est = 0  # tcp_cwnd: the Reno-friendly estimate
+
+    def _cubic_update(self, t: int, acked: int) -> None:
+        """bictcp_update: ``cnt``, the segments to ACK per one-segment increase."""
+        self.ack_cnt += acked
+        cwnd = self.cwnd
+        now = t // JIFFY_NS
+        if self.last_cwnd == cwnd and now - self.last_time <= HZ // 32:
+            return
+        if self.epoch < 0 or now != self.last_time:  # at most once per jiffy
+            self.last_cwnd = cwnd
+            self.last_time = now
+            if self.epoch < 0:
+                self.epoch = now
+                self.ack_cnt = acked
+                self.w_est = cwnd
+                if self.w_max <= cwnd:
+                    self.k = 0
+                    self.origin = cwnd
+                else:
+                    self.k = cubic_root(CUBE_FACTOR * (self.w_max - cwnd))
+                    self.origin = self.w_max
+            elapsed = now - self.epoch + (self.delay_min + 999) // 1000  # usecs_to_jiffies
+            tk = (elapsed << BICTCP_HZ) // HZ
+            offs = self.k - tk if tk < self.k else tk - self.k
+            delta = (CUBE_RTT_SCALE * offs * offs * offs) >> (10 + 3 * BICTCP_HZ)
+            target = self.origin - delta if tk < self.k else self.origin + delta
+            self.cnt = cwnd // (target - cwnd) if target > cwnd else 100 * cwnd
+            if self.w_max == 0 and self.cnt > 20:
+                self.cnt = 20  # before the first reduction: at least 5 % per round
+        # TCP friendliness: the window Reno (with CUBIC's β) would have
+        delta = (cwnd * BETA_SCALE) >> 3
+        if self.ack_cnt > delta:
+            n = (self.ack_cnt - 1) // delta  # the while loop's iterations
+            self.ack_cnt -= n * delta
+            self.w_est += n
+        if self.w_est > cwnd:
+            max_cnt = cwnd // (self.w_est - cwnd)
+            if self.cnt > max_cnt:
+                self.cnt = max_cnt
+        if self.cnt < 2:
+            self.cnt = 2  # at most 1.5× per round
 
 
 class TcpReceiver:

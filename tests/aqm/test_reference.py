@@ -209,10 +209,11 @@ def test_l4s_verdicts_have_the_reference_probabilities(p, qdelay_us):
         assert abs(got[k] - want[k]) <= 5 * sigma + 1e-6, (k, got, want)
 
 
-@pytest.mark.parametrize("qlen", [0, 1, 2])
+@pytest.mark.parametrize("qlen", [0, 1, 2, 3])
 def test_th_len_suppresses_only_the_native_ramp_in_both(qlen):
-    """RFC 9332 A.1 lines 5a-5d: below Th_len p'_L = 0, but p_L = max(p'_L, p_CL) still
-    marks with the coupled k·p' — a short L queue must not escape the coupling."""
+    """RFC 9332 A.1 lines 5a-5d: unless more than Th_len packets are left behind
+    (``lq.len() > Th_len`` after line 4's dequeue) p'_L = 0, but p_L = max(p'_L, p_CL)
+    still marks with the coupled k·p' — a short L queue must not escape the coupling."""
     args = _args(th_len=3)
     c = D.DualQConstants.from_args(args)
     ref = R.ReferenceParams.from_args(args)
@@ -221,8 +222,8 @@ def test_th_len_suppresses_only_the_native_ramp_in_both(qlen):
     p_cl = D.coupled_probability(c, s.p)
     assert D.l4s_verdict(c, s, 5000, qlen, D.MAX_PROB, D.MAX_PROB, p_cl - 1) is D.Verdict.MARK
     assert D.l4s_verdict(c, s, 5000, qlen, D.MAX_PROB, D.MAX_PROB, p_cl) is D.Verdict.PASS
-    assert R.l4s_outcome(ref, 0.3, 0.005, 3)["mark"] == 1.0
-    assert D.l4s_verdict(c, s, 5000, 3, D.MAX_PROB, D.MAX_PROB, D.MAX_PROB) is D.Verdict.MARK
+    assert R.l4s_outcome(ref, 0.3, 0.005, 4)["mark"] == 1.0
+    assert D.l4s_verdict(c, s, 5000, 4, D.MAX_PROB, D.MAX_PROB, D.MAX_PROB) is D.Verdict.MARK
 
 
 def test_th_len_does_not_gate_the_overload_drop_but_spares_a_lone_classic_packet():

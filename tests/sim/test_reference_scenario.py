@@ -2,7 +2,8 @@
 
 A 12 Mb/s bottleneck with 5 ms of link delay, one TCP Prague and one CUBIC flow through the
 P4 switch's DualQ: the L queue holds one or two packets with sub-millisecond delay, the
-Classic queue is longer and more variable, and the link is shared about equally. The issue
+Classic queue is longer and more variable, and the link is shared as Linux's DualPI2 shares
+it at that rate (Prague about twice CUBIC's goodput). The issue
 runs it for 60 s; the tests run 30 s (the start-up transient is then a larger share of the
 samples, which only makes the assertions harder to meet). An attacker floods the service
 (spoofing addresses of its /24) and sends a SYN flood: the Blocklist must drop all of it.
@@ -55,9 +56,17 @@ def test_l_queue_holds_at_most_two_packets_at_p99(reference):
         10 * (reference.l4s.delay_ms.p99 - reference.l4s.delay_ms.p50)
 
 
-def test_the_link_is_shared_about_equally(reference):
+# Classic/L4S goodput that Linux DualPI2 gave one Prague and one CUBIC flow at 10 Mb/s with
+# base RTTs of 10 and 20 ms (Heist & Morton, github.com/heistp/l4s-tests, scenario 1; the
+# anchors of benchmarks/bench_fidelity.py), widened by the benchmark's ±0.15.
+LINUX_10MBPS = (0.47 - 0.15, 0.55 + 0.15)
+
+
+def test_the_link_is_shared_as_linux_dualpi2_shares_it(reference):
+    """12 Mb/s and a 12 ms base RTT sit between those measurements: Prague gets more than
+    CUBIC (the Classic RTT carries the 15 ms queue), and neither starves."""
     ratio = reference.classic_l4s_ratio
-    assert 0.67 <= ratio <= 1.5, ratio
+    assert LINUX_10MBPS[0] <= ratio <= LINUX_10MBPS[1], ratio
     total = reference.goodput_bps("l4s") + reference.goodput_bps("classic")
     assert total > 0.9 * 12e6 * 1448 / 1500  # goodput: 1448 B of payload per 1500 B
 

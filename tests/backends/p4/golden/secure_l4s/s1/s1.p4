@@ -456,9 +456,10 @@ control MosaicoEgress(inout headers_t hdr, inout metadata_t meta,
                 if (p_cl >= 64w0x100000000 && r1 < p && r2 < p) {
                     verdict = DUALQ_DROP;
                 } else {
-                    // native L4S AQM p'_L, only while at least Th_len other packets wait
+                    // native L4S AQM p'_L, only while more than Th_len other packets wait (RFC 9332
+                    // A.1 line 5a, lq.len() > Th_len after the dequeue)
                     bit<32> p_l = 32w0;
-                    if (qlen >= 32w1) {
+                    if (qlen > 32w1) {
                         if (qdelay >= 32w1200) {
                             p_l = PROB_MAX;
                         } else if (qdelay > 32w800) {
