@@ -43,8 +43,8 @@ def _safe(rel: str) -> PurePosixPath:
 
 def manifest(kind: str, files: Mapping[str, bytes], derived: Iterable[str] = (),
              **extra: object) -> bytes:
-    """The ``manifest.json`` of an output of ``kind`` ("build", "simulation"): every file's
-    SHA-256, and the ``derived`` files its scripts may add (replaceable with it)."""
+    """The ``manifest.json`` of an output of ``kind`` ("build", "simulation", "experiment"):
+    every file's SHA-256, and the ``derived`` files its scripts may add (replaceable with it)."""
     doc = {"mosaico": __version__, "kind": kind, **extra,
            "files": {p: hashlib.sha256(b).hexdigest() for p, b in sorted(files.items())}}
     if derived:

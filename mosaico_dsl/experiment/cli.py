@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import _SEARCH, _emit, _guard
+from ..cli import _FORCE, _SEARCH, _emit, _guard
 from .run import DEFAULT_DURATION, DEFAULT_TRAFFIC
 
 __all__ = ["experiment_cmd"]
@@ -36,25 +36,28 @@ __all__ = ["experiment_cmd"]
 @click.option("--traces/--no-traces", default=True, show_default=True,
               help="Write the per-packet CSV traces.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Render the plots.")
+@_FORCE
 @_SEARCH
 @_guard
 def experiment_cmd(file: str, output: str, build: str | None, duration: str, traffic: str,
                    seed: int, state: str | None, prefix: str | None, keep: bool, traces: bool,
-                   plots: bool, search: tuple[str, ...]) -> None:
+                   plots: bool, force: bool, search: tuple[str, ...]) -> None:
     """Run a program's traffic with real packets on the local BMv2 testbed, measure it,
     and compare it with `mosaico sim` of the same program and traffic."""
     from rich.console import Console
 
+    from .._atomic import check_target
     from ..display.progress import task
     from .report import summary
     from .run import experiment
 
+    check_target(output, "experiment", force)  # refuse before the run, not after it
     with task("experiment", unit="s") as reporter:
         result = experiment(Path(file), build=build, traffic=traffic, duration=duration,
                             seed=seed, state=state, prefix=prefix, keep=keep,
                             progress=reporter, search_paths=[Path(s) for s in search])
     _emit(result.live.result.warnings, {})
-    out = result.write(output, traces=traces, plots=plots)
+    out = result.write(output, traces=traces, plots=plots, force=force)
     out_console = Console(file=sys.stdout)
     console = out_console if out_console.is_terminal else Console(file=sys.stdout, width=200)
     for table in summary(result):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .._atomic import MANIFEST, manifest
 from ..sim.plots import render, to_png
 from ..sim.report import port_file_name, summary_tables, traces_csv
 from .compare import overlay_figure
@@ -59,6 +60,7 @@ def artifacts(result: ExperimentResult, *, traces: bool = True, plots: bool = Tr
                                                               result.comparison))
     files.update({f"sim/{k}": v for k, v in result.sim.artifacts(traces=traces,
                                                                  plots=plots).items()})
+    files[MANIFEST] = manifest("experiment", files, program=result.sim.program)
     return dict(sorted(files.items()))
 
 

@@ -89,11 +89,14 @@ class ExperimentResult:
 
         return artifacts(self, traces=traces, plots=plots)
 
-    def write(self, out_dir: Any, *, traces: bool = True, plots: bool = True) -> Path:
+    def write(self, out_dir: Any, *, traces: bool = True, plots: bool = True,
+              force: bool = False) -> Path:
+        """Write the outputs atomically; an existing ``out_dir`` is replaced only if it is an
+        earlier experiment's output, unchanged (or with ``force``)."""
         from .._atomic import write_tree
 
         out = Path(out_dir)
-        write_tree(out, self.artifacts(traces=traces, plots=plots))
+        write_tree(out, self.artifacts(traces=traces, plots=plots), force=force)
         return out
 
 
