@@ -163,6 +163,7 @@ def flow_packets(fb: FlowBinding, source: tuple[dict, dict], sink: tuple[dict, d
                            tx["ecn"], ecn, len(tx), int((t_recv >= 0).sum()),
                            int((ecn == CE).sum()), goodput,
                            {**meta, "srtt_us": info["rtt_us"][info["rtt_us"] > 0],
+                            "min_rtt_us": info["min_rtt_us"][info["min_rtt_us"] > 0],
                             "cwnd": np.stack([info["t_ns"], info["cwnd"]], axis=1)})
     # an attack (or any open-loop flow without the experiment's header): counts only
     net = fb.spoof or IPv4Network(f"{fb.src_ip}/32")
@@ -374,13 +375,16 @@ def _flow_stats(fp: FlowPackets, duration: int, port_names: list[str]) -> FlowSt
     where = port_names[0] if port_names and not fb.is_attack else "path"
     if fb.kind == "prague":
         rtt = ex["rtt_sum_ns"] / ex["rtt_samples"] / 1e6 if ex.get("rtt_samples") else None
+        min_rtt = ex["min_rtt_ns"] / 1e6 if ex.get("rtt_samples") else None
         retx, timeouts = 0, int(ex.get("timeouts", 0))
     elif fb.is_tcp:
         srtt = ex.get("srtt_us", np.zeros(0))
         rtt = float(np.mean(srtt)) / 1e3 if len(srtt) else None
+        seen = ex.get("min_rtt_us", np.zeros(0))  # the kernel's own windowed minimum
+        min_rtt = float(np.min(seen)) / 1e3 if len(seen) else None
         retx, timeouts = int(ex.get("last_total_retrans", 0)), 0
     else:
-        rtt, retx, timeouts = None, 0, 0
+        rtt, min_rtt, retx, timeouts = None, None, 0, 0
     return FlowStats(
         name=fb.name, kind=fb.kind, klass="l4s" if fb.klass == "L" else "classic",
         source=fb.source, service=fb.service, dport=fb.dport, start_s=fb.start_ns / _NS,
@@ -388,7 +392,7 @@ def _flow_stats(fp: FlowPackets, duration: int, port_names: list[str]) -> FlowSt
         retransmits=retx, timeouts=timeouts, ce_received=fp.ce_received,
         drops=((where, "lost", lost),) if lost else (),
         goodput_bps=float(fp.goodput.sum()) * 8 * _NS / _active(fb, duration),
-        mean_rtt_ms=rtt)
+        mean_rtt_ms=rtt, min_rtt_ms=min_rtt)
 
 
 def _filters(rec: Recorded, flows: list[FlowPackets]) -> tuple[FilterStats, ...]:

@@ -84,7 +84,8 @@ def recorded(flagship, tmp_path_factory):
             "sent": _table(("seq", "t_ns"), sent_l),
             "state": _table(("t_ns", "cwnd_milli", "alpha_micro", "srtt_ns", "in_flight"),
                             [(0, 10000, 10**6, 0, 0)])},
-            {"rtt_sum_ns": 4 * MS * 50, "rtt_samples": 50, "timeouts": 0}),
+            {"rtt_sum_ns": 4 * MS * 50, "rtt_samples": 50, "min_rtt_ns": 3 * MS,
+             "timeouts": 0}),
         cubic.name: _read(tmp, "cubic", {
             "tx": _table(("t_ns", "ident", "seq", "length", "flags", "ecn"), tx_c),
             "info": _table(("t_ns", "rtt_us", "rttvar_us", "ssthresh", "cwnd", "total_retrans",
@@ -164,8 +165,10 @@ def test_flows_count_what_each_end_saw(live):
     assert (prague.sent, prague.received, prague.ce_received) == (100, 98, 24)
     assert prague.drops == (("s1->server", "lost", 2),)
     assert prague.mean_rtt_ms == pytest.approx(4.0)
+    assert prague.min_rtt_ms == pytest.approx(3.0)  # the sender's own minimum
     cubic = live.result.flow("cubic#2")
     assert (cubic.sent, cubic.received, cubic.retransmits) == (100, 98, 2)
+    assert cubic.min_rtt_ms == pytest.approx(0.3)  # TCP_INFO's tcpi_min_rtt
     assert cubic.goodput_bps == pytest.approx(98 * 1448 * 8 / 1.0)
     # the L4S goodput: payload as the simulator counts it (1500 − 52 bytes a packet)
     assert prague.goodput_bps == pytest.approx(98 * 1448 * 8 / 1.0)
