@@ -54,6 +54,9 @@ _NS_CONTENT = "/osm/nslcm/v1/ns_instances_content"
 _OPS = "/osm/nslcm/v1/ns_lcm_op_occs"
 _VIMS = "/osm/admin/v1/vim_accounts"
 _DONE, _FAILED = {"COMPLETED"}, {"FAILED", "FAILED_TEMP", "PARTIALLY_COMPLETED", "ROLLED_BACK"}
+# An NS in these states is not the one deployed: it is replaced (a killed run may have
+# left it terminating)
+_UNWELL = ("BROKEN", "failed", "TERMINATING", "TERMINATED", "NOT_INSTANTIATED")
 
 
 def ns_name(program: str, service: str, host: str) -> str:
@@ -282,7 +285,7 @@ class OsmTarget:
         state = _ns_state(live)
         if old is not None and live is None:
             drift.append(Change(DELETE, f"NS {name}", drift="deleted out of band"))
-        elif live is not None and state in ("BROKEN", "failed"):
+        elif live is not None and state in _UNWELL:
             drift.append(Change(MODIFY, f"NS {name}",
                                 drift=f"{state}: {live.get('detailed-status') or ''}".strip()))
         if w is None:  # destroy, or the NSD left the build
@@ -303,7 +306,7 @@ class OsmTarget:
         if old is None:
             change = Change(ADD, f"NS {name} ({n} VNF package(s) and an NS package) on VIM "
                                  f"account {vim}")
-        elif live is None or rec.fingerprint != digest or state in ("BROKEN", "failed"):
+        elif live is None or rec.fingerprint != digest or state in _UNWELL:
             change = Change(MODIFY, f"NS {name} ({n} VNF package(s) and an NS package) on VIM "
                                     f"account {vim}: removed and deployed again",
                             before=f"{state or 'gone'}, packages {rec.fingerprint[:12]}")
@@ -376,7 +379,7 @@ class OsmTarget:
 
     def _restore(self, unit: str, old: Mapping, progress: Progress) -> None:
         live = self._find_ns(old["ns_name"])
-        if live and _ns_state(live[0]) not in ("BROKEN", "failed") and \
+        if live and _ns_state(live[0]) == "READY" and \
                 self._packages_present(old):
             return
         self._remove(unit, old, progress)

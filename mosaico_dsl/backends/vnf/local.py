@@ -843,8 +843,9 @@ def _converge_qdisc(old: _Qdisc | None, new: _Qdisc | None, out: _Outcome) -> No
     target = new if new is not None else old
     assert target is not None
     ns, dev = target.namespace, target.device
-    if old is not None:
-        run(netns_exec(ns, "tc", "qdisc", "del", "dev", dev, "root"), check=False)
+    # Whatever root the device has goes first — the old queue, or one already there when
+    # an undo repeats a step (a run killed after announcing it): then the new one.
+    run(netns_exec(ns, "tc", "qdisc", "del", "dev", dev, "root"), check=False)
     if new is None:
         return
     if new.rate_bps is None and not new.scripts:
