@@ -232,8 +232,8 @@ class StateStore:
         except OSError as e:
             raise StateError("E1224", f"cannot take the lock of the state store {self.path}: "
                                       f"{_why_unwritable(e)} ({self.path}.lock)",
-                             hint="nothing was changed; make the store writable, or give "
-                                  "another --state") from None
+                             hint="nothing was changed on any target; make the store "
+                                  "writable, or give another --state") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

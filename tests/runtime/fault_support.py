@@ -116,26 +116,17 @@ class Disk:
         return self.root / "state.db"
 
     def fill(self) -> None:
-        with open(self.filler, "ab") as f:
-            block = b"\0" * 65536
-            try:
-                while True:
-                    f.write(block)
-                    f.flush()
-            except OSError:
-                pass
-        # the last blocks: whatever page is left (tmpfs allocates pages)
-        with open(self.root / "filler2", "ab") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 512)
-                    f.flush()
-            except OSError:
-                pass
+        """Until the disk is full (tmpfs allocates whole pages: then nothing fits)."""
+        with open(self.filler, "ab", buffering=0) as f:
+            for size in (1 << 16, 4096, 512, 1):
+                try:
+                    while True:
+                        f.write(b"\0" * size)
+                except OSError:
+                    continue
 
     def free(self) -> None:
-        for p in (self.filler, self.root / "filler2"):
-            p.unlink(missing_ok=True)
+        self.filler.unlink(missing_ok=True)
 
     def immutable(self, on: bool = True) -> None:
         subprocess.run(["chattr", "+i" if on else "-i", str(self.root)], check=True)

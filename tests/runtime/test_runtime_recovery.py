@@ -28,13 +28,27 @@ every request — is what gets killed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from fault_support import SIGNALS, diff, intents, machine, run, units
-from local_support import leftovers, namespaces, status
-from runtime_helpers import DATA
+from fault_support import SIGNALS, Served, diff, intents, machine, run, switch_state, units
+from local_support import leftovers, namespaces, status, switches
+from runtime_helpers import (
+    DATA,
+    flagship_build,
+    free_port,
+    insert,
+    lab_entries,
+    make_build,
+    route_entry,
+    start_bmv2,
+)
 
 from mosaico_dsl.compiler import compile as compile_program
 
@@ -193,8 +207,6 @@ def test_local_redeploy_signalled_restores_exactly(edges, prefix, tmp_path):
 
 # --------------------------------------------------------------------------- P4Runtime
 
-from fault_support import Served, switch_state  # noqa: E402
-from runtime_helpers import free_port, lab_entries, make_build, route_entry  # noqa: E402
 
 P4RT_STEPS = 5  # lab_entries(2): 9 updates, in batches of 2
 
@@ -207,7 +219,6 @@ def p4builds(tmp_path_factory):
     lab = (DATA / "lab.p4info.txtpb").read_text()
     other = root / "lab-v2.p4info.txtpb"
     other.write_text(lab.replace('arch: "v1model"', 'arch: "v1model"\n  name: "lab-v2"', 1))
-    from runtime_helpers import insert
     return {"a": make_build(root / "a", {"s1": lab_entries(2)}),
             "b": make_build(root / "b", {"s1": [*lab_entries(3), insert(route_entry(9))]},
                             p4info=other)}
@@ -327,3 +338,203 @@ def test_p4runtime_switch_killed_mid_deploy(p4builds, served, tmp_path):
     assert "drift" in back.stdout
     assert intents(state) == []
     assert switch_state(s.address, 1) == before
+
+
+# --------------------------------------------------------------------------- BMv2
+
+
+def _wrapper(directory: Path, tool: str, body: str) -> dict:
+    """A ``tool`` first on PATH that runs ``body`` (sh) and then the real one."""
+    real = shutil.which(tool)
+    directory.mkdir(exist_ok=True)
+    script = directory / tool
+    script.write_text(f"#!/bin/sh\nREAL={real}\n{body}\n")
+    script.chmod(0o755)
+    return {"PATH": f"{directory}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("fault", ["before:13:SIGKILL", "after:13:SIGKILL"])
+@pytest.mark.root
+@pytest.mark.bmv2
+@pytest.mark.p4c
+def test_bmv2_deploy_killed_at_the_switch(one, prefix, tmp_path, fault):
+    """Killed just before BMv2 starts, and once it runs (its process, its run directory):
+    destroy stops what runs and removes its run directory too."""
+    state = tmp_path / "state.db"
+    r = run("deploy", one, *local(prefix, state, "bmv2"), fault=fault)
+    assert r.returncode == -signal.SIGKILL, r.output
+    assert len(switches(prefix)) == fault.startswith("after")
+    agree(state, prefix)
+    assert run("destroy", "--state", state).returncode == 0
+    assert leftovers(prefix) == [] and intents(state) == []
+
+
+@pytest.mark.root
+@pytest.mark.bmv2
+@pytest.mark.p4c
+def test_bmv2_deploy_killed_while_p4c_compiles(one, prefix, tmp_path):
+    """The deploy dies while p4c compiles the switch's program into its run directory;
+    p4c finishes after it. Destroy removes the run directory the killed run made."""
+    done = tmp_path / "p4c-done"
+    env = _wrapper(tmp_path / "bin", "p4c-bm2-ss",
+                   f'kill -KILL $PPID; "$REAL" "$@"; rc=$?; touch {done}; exit $rc')
+    state = tmp_path / "state.db"
+    r = run("deploy", one, *local(prefix, state, "bmv2"), env=env)
+    assert r.returncode == -signal.SIGKILL, r.output
+    wait_for(done.exists)
+    assert leftovers(prefix) and not switches(prefix)
+    assert run("destroy", "--state", state).returncode == 0
+    assert leftovers(prefix) == [] and intents(state) == []
+
+
+@pytest.mark.root
+@pytest.mark.bmv2
+@pytest.mark.p4c
+def test_bmv2_deploy_killed_as_the_switch_starts(one, prefix, tmp_path):
+    """The deploy dies once simple_switch is spawned (detached: it outlives the deploy)
+    and before the entries are loaded: destroy finds the orphaned switch by its run
+    directory and stops it."""
+    spawned, go = tmp_path / "spawned", tmp_path / "go"
+    env = _wrapper(tmp_path / "bin", "simple_switch",
+                   f'touch {spawned}; while [ ! -e {go} ]; do sleep 0.05; done; '
+                   'exec "$REAL" "$@"')
+    state = tmp_path / "state.db"
+    proc = subprocess.Popen([sys.executable, "-m", "mosaico_dsl.cli", "deploy", str(one),
+                             *local(prefix, state, "bmv2")], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(spawned.exists)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    go.touch()
+    wait_for(lambda: switches(prefix))  # the real switch runs now, orphaned
+    assert run("destroy", "--state", state).returncode == 0
+    assert leftovers(prefix) == [] and intents(state) == []
+
+
+@pytest.mark.root
+@pytest.mark.bmv2
+@pytest.mark.p4c
+def test_bmv2_switch_killed_while_its_entries_load(one, prefix, tmp_path):
+    """The switch dies (SIGKILL) as its entries are being loaded: the deploy fails on its
+    CLI and rolls back everything — namespaces, links, queues, the run directory."""
+    env = _wrapper(tmp_path / "bin", "simple_switch_CLI",
+                   'for p in $(ip netns pids "$(ip netns identify $$)"); do '
+                   '[ "$(cat /proc/$p/comm)" = simple_switch ] && kill -KILL $p; done; '
+                   'exec "$REAL" "$@"')
+    state = tmp_path / "state.db"
+    r = run("deploy", one, *local(prefix, state, "bmv2"), env=env)
+    assert r.returncode == 1, r.output
+    assert "error[E1211]" in r.stderr and "error[E1212]" in r.stderr
+    assert leftovers(prefix) == [] and intents(state) == [] and units(state) == []
+
+
+@pytest.mark.root
+@pytest.mark.bmv2
+@pytest.mark.p4c
+def test_bmv2_switch_killed_after_the_deploy_step(one, prefix, tmp_path):
+    """The switch is killed once its step is done: the deploy completes and records it;
+    status says it stopped, plan shows the drift, the next deploy starts it again."""
+    state = tmp_path / "state.db"
+
+    def kill_switch(_pid: int) -> None:
+        for pid in switches(prefix):
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not switches(prefix))
+    r = run("deploy", one, *local(prefix, state, "bmv2"), fault=f"after:{LOCAL_STEPS}:stop",
+            at_stop=kill_switch)
+    assert r.returncode == 0, r.output
+    rows = {x["node"]: x["state"] for x in status(state)}
+    assert rows["s1"] == "stopped", rows
+    drift = run("plan", one, *local(prefix, state, "bmv2"))
+    assert "drift: stopped out of band" in drift.stdout
+    assert run("deploy", one, *local(prefix, state, "bmv2")).returncode == 0
+    assert len(switches(prefix)) == 1
+    assert run("destroy", "--state", state).returncode == 0
+    assert leftovers(prefix) == []
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def flagship(tmp_path_factory):
+    return flagship_build(tmp_path_factory.mktemp("flagship") / "build")
+
+
+def grpc_args(sw, state: Path) -> list[str]:
+    return ["--target", "p4runtime", "--address", f"s1={sw.address}", "--thrift",
+            f"s1={sw.thrift}", "--state", str(state), "--batch", "4", "--timeout", "5"]
+
+
+@pytest.mark.bmv2("simple_switch_grpc")
+@pytest.mark.p4c
+@pytest.mark.parametrize("step", [1, 3])
+def test_simple_switch_grpc_deploy_killed_and_destroyed(flagship, tmp_path, step):
+    """BMv2's P4Runtime server: a first deploy killed at a batch; destroy removes what
+    it wrote, as a normal deploy and destroy leave the switch (read back)."""
+    sw = start_bmv2(tmp_path, 1, "--priority-queues", "2")
+    try:
+        normal = tmp_path / "normal.db"
+        assert run("deploy", flagship, *grpc_args(sw, normal)).returncode == 0
+        assert run("destroy", "--state", normal).returncode == 0
+        baseline = switch_state(sw.address, 1)
+        state = tmp_path / "state.db"
+        r = run("deploy", flagship, *grpc_args(sw, state), fault=f"before:{step}:SIGKILL")
+        assert r.returncode == -signal.SIGKILL, r.output
+        assert run("destroy", "--state", state).returncode == 0
+        assert intents(state) == [] and switch_state(sw.address, 1) == baseline
+    finally:
+        sw.stop()
+
+
+@pytest.mark.bmv2("simple_switch_grpc")
+@pytest.mark.p4c
+def test_simple_switch_grpc_killed_mid_deploy(flagship, tmp_path):
+    """simple_switch_grpc dies while the deploy stands at its second batch: E1205, the
+    rollback cannot reach it (E1213), the write-ahead record keeps the rest. Started again
+    (empty, as a restarted BMv2 is), the next deploy has nothing of the old run to undo
+    there, and deploys."""
+    ports = (free_port(), free_port())
+    sw = start_bmv2(tmp_path, 1, "--priority-queues", "2", ports=ports)
+    state = tmp_path / "state.db"
+    try:
+        r = run("deploy", flagship, *grpc_args(sw, state), fault="before:2:stop",
+                at_stop=lambda _pid: sw.stop())
+        assert r.returncode == 1, r.output
+        assert "error[E1205]" in r.stderr and "error[E1213]" in r.stderr
+        assert intents(state)
+        sw = start_bmv2(tmp_path, 1, "--priority-queues", "2", ports=ports)
+        again = run("deploy", flagship, *grpc_args(sw, state))
+        assert again.returncode == 0, again.output
+        assert intents(state) == [] and [u.name for u in units(state)] == ["s1"]
+    finally:
+        sw.stop()
+
+
+def test_recovery_waits_for_an_unreachable_switch(p4builds, served, tmp_path,
+                                                  clean_after_destroy):
+    """A killed deploy's steps cannot be undone while the switch does not answer: the
+    next command stops with E1226 — naming each step not undone — and changes nothing
+    else; the write-ahead record keeps them, and once the switch answers they are undone."""
+    state = tmp_path / "state.db"
+    s = served(p4builds["a"], "--no-pipeline")
+    r = run("deploy", p4builds["a"], *p4rt(s.address, state), fault="before:3:SIGKILL")
+    assert r.returncode == -signal.SIGKILL
+    os.kill(s.proc.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        stuck = run("destroy", "--state", state, "--timeout", "1")
+    finally:
+        os.kill(s.proc.pid, signal.SIGCONT)
+    assert stuck.returncode == 1, stuck.output
+    assert "error[E1226]: an interrupted deploy" in stuck.stderr
+    assert "left steps that could not be undone (3 of 3)" in stuck.stderr
+    assert stuck.stderr.count("NOT undone: p4runtime s1: undo the updates written") == 3
+    assert len(intents(state)) == 3
+    assert run("destroy", "--state", state).returncode == 0
+    assert intents(state) == [] and switch_state(s.address, 1) == clean_after_destroy
