@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -44,7 +45,13 @@ class Faults:
 
     @classmethod
     def from_env(cls) -> Faults:
-        return cls.parse(os.environ.get(ENV, ""))
+        """The points ``$MOSAICO_FAULT`` names; a malformed value is said on stderr and
+        ignored (it is a test hook: a test that sets it checks that its fault happened)."""
+        try:
+            return cls.parse(os.environ.get(ENV, ""))
+        except ValueError as e:
+            print(f"mosaico: warning: {e}; ignored", file=sys.stderr)
+            return cls()
 
     def hit(self, n: int, when: str, interrupt: Interrupt | None) -> None:
         action = self.points.get((n, when))

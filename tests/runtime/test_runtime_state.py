@@ -369,3 +369,13 @@ def test_interrupt_restores_the_signal_handlers():
     assert signal.getsignal(signal.SIGTERM) is previous
     assert info.value.exit_code == 128 + signal.SIGTERM
     assert "error[E1233]: deploy interrupted by SIGTERM" in str(info.value)
+
+
+def test_fault_points_parse():
+    from mosaico_dsl.runtime.faults import Faults
+
+    f = Faults.parse("before:3:SIGKILL, after:10:stop")
+    assert f.points == {(3, "before"): "SIGKILL", (10, "after"): "stop"}
+    for bad in ("during:3:SIGKILL", "before:x:SIGKILL", "before:3:SIGSEGV", "before3"):
+        with pytest.raises(ValueError):
+            Faults.parse(bad)
