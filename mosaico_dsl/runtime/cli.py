@@ -146,7 +146,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
     out = []
     for kind in dict.fromkeys(kinds):
         if kind == "p4runtime":
-            if build is not None and not build.switches and not store.units(kind):
+            if build is not None and not build.switches and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no P4 switch artifacts (<switch>/p4info.txtpb)",
                     hint="compile with the p4 backend, or choose another --target")])
@@ -157,7 +158,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
                 thrift=parse_addresses(opts["thrift"], "--thrift")))
         elif kind == "openstack":
             if build is not None and not any(h.platform == "openstack" and h.stack
-                                             for h in build.hosts) and not store.units(kind):
+                                             for h in build.hosts) and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no OpenStack artifacts (<host>/stack.yaml)",
                     hint="compile with the vnf backend, or choose another --target")])
@@ -166,7 +168,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
                                        parameters=parse_stack_params(opts["stack_params"])))
         elif kind == "osm":
             if build is not None and not any(any(h.directory.glob("nsd-*.yaml"))
-                                             for h in build.hosts) and not store.units(kind):
+                                             for h in build.hosts) and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no OSM descriptors (<host>/nsd-*.yaml)",
                     hint="compile with the vnf backend, or choose another --target")])
@@ -175,7 +178,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
                                  vlds=parse_vlds(opts["osm_vlds"]),
                                  config=opts["osm_config"]))
         else:
-            if build is not None and build.local_plan is None and not store.units(kind):
+            if build is not None and build.local_plan is None and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no local target plan (local.json)",
                     hint="compile with the vnf backend, or choose another --target")])

@@ -78,6 +78,11 @@ def parse_vlds(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return out
 
 
+def _refused(e: OsmError) -> bool:
+    """Did the NBI refuse the request (4xx), so that it did nothing?"""
+    return e.status is not None and 400 <= e.status < 500
+
+
 def _failed(unit: str, what: str, e: OsmError, hint: str | None = None) -> CompileError:
     return CompileError([error("E1219", f"OSM {unit}: {what} failed: {e}", hint=hint or (
         "check the NBI's address and the account (OSM_HOSTNAME, OSM_USER, OSM_PROJECT)"
@@ -419,7 +424,7 @@ class OsmTarget:
                 spec = {"kind": "package", "unit": unit, "path": _VNF_PKGS, "what": what,
                         "descriptor": pkg.descriptor_id, "uuid": None}
                 with announce(f"delete {what}", spec) as step:
-                    uuid = self._upload(unit, f"{_VNF_PKGS}_content", pkg)
+                    uuid = self._upload(unit, f"{_VNF_PKGS}_content", pkg, step)
                     step.amend({**spec, "uuid": uuid}, f"delete {what} ({uuid})")
                 data["vnf_packages"][pkg.descriptor_id] = uuid
                 progress(f"{unit}: VNF package {pkg.descriptor_id} onboarded ({uuid})")
@@ -427,7 +432,7 @@ class OsmTarget:
             spec = {"kind": "package", "unit": unit, "path": _NS_PKGS, "what": what,
                     "descriptor": ns.descriptor_id, "uuid": None}
             with announce(f"delete {what}", spec) as step:
-                uuid = self._upload(unit, f"{_NS_PKGS}_content", ns)
+                uuid = self._upload(unit, f"{_NS_PKGS}_content", ns, step)
                 step.amend({**spec, "uuid": uuid}, f"delete {what} ({uuid})")
             data["nsd_uuid"] = uuid
             progress(f"{unit}: NS package {ns.descriptor_id} onboarded ({uuid})")
@@ -441,6 +446,8 @@ class OsmTarget:
                 try:
                     answer = self.nbi.post(_NS_CONTENT, body) or {}
                 except OsmError as e:
+                    if _refused(e):
+                        step.discard()  # nothing was instantiated
                     raise _failed(unit, f"instantiating NS {name}", e) from None
                 nsr_id, op_id = answer.get("id"), answer.get("nslcmop_id")
                 if not nsr_id:
@@ -453,7 +460,7 @@ class OsmTarget:
                 self._wait_op(unit, op_id, f"instantiation of NS {name}", progress,
                               check=check)
         except BaseException:
-            for held in reversed(done):  # a rollback's redeploy: leave nothing
+            for held in reversed([h for h in done if not h.discarded]):  # leave nothing
                 try:
                     self.undo(held.spec)
                 except Exception:  # the error that stopped the redeploy is the one to report
@@ -461,10 +468,12 @@ class OsmTarget:
             raise
         return data
 
-    def _upload(self, unit: str, path: str, pkg: Package) -> str:
+    def _upload(self, unit: str, path: str, pkg: Package, step) -> str:
         try:
             answer = self.nbi.upload(path, pkg.filename, pkg.data, pkg.md5) or {}
         except OsmError as e:
+            if _refused(e):
+                step.discard()  # nothing was onboarded: its undo must not look for it
             raise _failed(unit, f"onboarding {pkg.kind.upper()} package {pkg.descriptor_id}",
                           e, hint="OSM's message says which rule of its model or NBI the "
                                   "descriptor breaks" if e.status == 422 else None) from None
@@ -595,9 +604,13 @@ class _Held:
 
     def __init__(self, spec: Mapping) -> None:
         self.spec = dict(spec)
+        self.discarded = False
 
     def amend(self, spec: Mapping, what: str | None = None) -> None:
         self.spec = dict(spec)
+
+    def discard(self) -> None:
+        self.discarded = True
 
 
 def _vld_ids(files: Mapping[str, str]) -> set[str]:

@@ -412,3 +412,18 @@ def test_killed_at_each_request_of_a_replacement(nbi, tmp_path, state_path):
         assert "burst 200 packets" in vnfd["_admin"]["files"][
             "web_ll-1-ratelimit/cloud_init/web_ll-1-ratelimit.cfg"], k
         assert not again.changed, k
+
+
+def test_a_refused_upload_is_not_undone(nbi, tmp_path, state_path):
+    """A package with the build's descriptor id appears between the plan and the upload
+    (another OSM user): OSM refuses the upload (409), and the rollback — which finds a
+    package whose id it never learnt by its descriptor id — must not delete theirs."""
+    b = _build(tmp_path)
+    with StateStore(state_path) as store:
+        the_plan = asyncio.run(rt.plan(targets(b), store))
+        nbi.vnfds["theirs"] = {"_id": "theirs", "id": "web_ll-0-blocklist"}
+        with pytest.raises(CompileError) as info:
+            asyncio.run(rt.apply(the_plan, targets(b), store))
+        assert "already exists" in str(info.value)
+        assert store.intents() == []
+    assert list(nbi.vnfds) == ["theirs"] and nbi.nsds == {} and nbi.nsrs == {}
