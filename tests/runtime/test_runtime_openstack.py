@@ -486,9 +486,11 @@ def test_killed_updating_a_stack_is_reverted(heat, os_build, state_path, tmp_pat
     assert json.dumps(stack["template"], sort_keys=True) == before
 
 
-def test_sigterm_while_a_stack_is_created_rolls_back(heat, os_build, state_path, tmp_path):
-    """SIGTERM once Heat took the create: the client stops waiting, deletes the stack and
-    exits 143 (128 + SIGTERM)."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_signal_while_a_stack_is_created_rolls_back(heat, os_build, state_path, tmp_path,
+                                                     sig):
+    """SIGINT, SIGTERM or SIGHUP once Heat took the create: the client stops waiting,
+    deletes the stack and exits with 128 + the signal."""
     import signal
 
     from fault_support import killed_client
@@ -499,7 +501,8 @@ def test_sigterm_while_a_stack_is_created_rolls_back(heat, os_build, state_path,
     def work():
         cli.main(["deploy", str(b), "--target", "openstack", "--state", str(state_path),
                   "--stack-poll", "0.01"], prog_name="mosaico")
-    assert killed_client(heat, 2, work, tmp_path, sig=signal.SIGTERM) == 143
+    signum = getattr(signal, sig)
+    assert killed_client(heat, 2, work, tmp_path, sig=signum) == 128 + signum
     assert _live(heat) == []
     with StateStore(state_path) as store:
         assert store.intents() == [] and store.units() == []

@@ -427,3 +427,30 @@ def test_a_refused_upload_is_not_undone(nbi, tmp_path, state_path):
         assert "already exists" in str(info.value)
         assert store.intents() == []
     assert list(nbi.vnfds) == ["theirs"] and nbi.nsds == {} and nbi.nsrs == {}
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_signal_while_an_ns_instantiates_rolls_back(nbi, tmp_path, state_path, sig):
+    """A signal once the NBI took the instantiation: the client stops following the
+    operation, terminates the NS, deletes its packages and exits with 128 + the signal."""
+    import signal
+
+    from fault_support import killed_client
+
+    b = _build(tmp_path)
+    start = nbi.count
+    total = _requests_of(nbi, _deploy_in(tmp_path / "probe.db", b))
+    (k,) = [i + 1 for i, (m, p) in enumerate(nbi.log[start:start + total])
+            if m == "POST" and p.endswith("ns_instances_content")]
+    with StateStore(tmp_path / "probe.db") as store:
+        asyncio.run(rt.destroy(targets(None), store))
+    at = nbi.count + k  # the instantiation request of the next deploy
+
+    def work():
+        cli.main(["deploy", str(b), "--target", "osm", "--state", str(state_path),
+                  "--stack-poll", "0.01"], prog_name="mosaico")
+    signum = getattr(signal, sig)
+    assert killed_client(nbi, at, work, tmp_path, sig=signum) == 128 + signum
+    assert (nbi.vnfds, nbi.nsds, nbi.nsrs) == ({}, {}, {})
+    with StateStore(state_path) as store:
+        assert store.intents() == [] and store.units() == []

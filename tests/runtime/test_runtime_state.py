@@ -268,14 +268,16 @@ def test_store_lost_mid_deploy_rolls_back(reference_switch, tmp_path, how):
 
 
 @pytest.mark.root
-def test_local_store_unwritable_mid_deploy(tmp_path, prefix):
+@pytest.mark.parametrize("how", ["full", "immutable"])
+def test_local_store_lost_mid_deploy(tmp_path, prefix, how):
     """The same on the local target: the namespaces the deploy made are removed at once,
     and the next destroy finds nothing left to undo."""
     one = compile_program(DATA / "one_switch.mosaico").write(tmp_path / "one")
     with disk(tmp_path / "disk") as d:
         r = run("deploy", one, "--target", "local", "--local-prefix", prefix, "--state",
                 d.state, "--data-plane", "linux", fault="before:5:stop",
-                at_stop=lambda _pid: d.immutable())
+                at_stop=lambda _pid: d.fill() if how == "full" else d.immutable())
+        d.free()
         d.immutable(False)
         assert r.returncode == 1, r.output
         assert "error[E1224]" in r.stderr and "error[E1212]" in r.stderr
