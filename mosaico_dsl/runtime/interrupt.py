@@ -35,7 +35,7 @@ class Interrupted(CompileError):
         name = signal.Signals(signum).name
         super().__init__(diagnostics if diagnostics is not None else [error(
             "E1233", f"{command} interrupted by {name}",
-            hint="the steps done so far are undone below; run it again to finish")])
+            hint="run it again to finish it")])
 
 
 class Interrupt:

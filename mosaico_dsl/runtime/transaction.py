@@ -87,10 +87,6 @@ class Transaction:
     def steps(self) -> tuple[Undo, ...]:
         return tuple(self._journal)
 
-    @property
-    def record(self) -> WriteAhead | None:
-        return self._record
-
     def check(self) -> None:
         """Stop here if a signal asked the run to (raises :class:`.interrupt.Interrupted`)."""
         if self._interrupt is not None:
@@ -111,8 +107,12 @@ class Transaction:
         with self._mutex:
             self._journal.append(undo)
         self._faults.hit(n, "before", self._interrupt)
-        self.check()  # a signal the fault point sent, or one that came meanwhile
         s = Step(self, undo)
+        try:
+            self.check()  # a signal the fault point sent, or one that came meanwhile
+        except BaseException:
+            self._drop(undo)  # stopped before it ran: nothing to undo
+            raise
         try:
             yield s
         except BaseException:

@@ -138,7 +138,12 @@ def test_local_deploy_signalled_rolls_back(one, prefix, tmp_path, sig, step):
     r = run("deploy", one, *local(prefix, state), fault=f"before:{step}:{sig}")
     assert r.returncode == 128 + SIGNALS[sig], r.output
     assert f"error[E1233]: deploy interrupted by {sig}" in r.stderr
-    assert "error[E1212]: deploy failed and was rolled back" in r.stderr
+    if step == 1:  # stopped before its first step: nothing to undo, no rollback claimed
+        assert "nothing had been changed on any target" in r.stderr
+        assert "E1212" not in r.stderr
+    else:
+        assert f"error[E1212]: deploy failed and was rolled back: every completed step " \
+               f"was undone ({step - 1})" in r.stderr
     assert "stopping after the current step" in r.stderr
     assert leftovers(prefix) == []
     assert intents(state) == [] and units(state) == []
@@ -198,7 +203,7 @@ def test_local_redeploy_signalled_restores_exactly(edges, prefix, tmp_path):
     state = tmp_path / "state.db"
     assert run("deploy", edges["a"], *local(prefix, state)).returncode == 0
     before = machine(prefix)
-    r = run("deploy", edges["b"], *local(prefix, state), fault="before:6:SIGTERM")
+    r = run("deploy", edges["b"], *local(prefix, state), fault="before:7:SIGTERM")
     assert r.returncode == 128 + signal.SIGTERM, r.output
     assert "undone: local: restore the previous nftables" in r.stderr
     assert diff(machine(prefix), before) == []
