@@ -418,24 +418,20 @@ class OsmTarget:
         data = {"ns_name": name, "nsd": ns.descriptor_id, "vim_account": vim,
                 "vim_account_id": vim_id, "vlds": dict(vlds), "files": dict(files),
                 "vnf_packages": {}, "nsd_uuid": None, "nsr_id": None}
+        def onboard(path: str, pkg: Package) -> str:
+            what = f"{pkg.kind.upper()} package {pkg.descriptor_id}"
+            spec = {"kind": "package", "unit": unit, "path": path, "what": what,
+                    "descriptor": pkg.descriptor_id, "uuid": None}
+            with announce(f"delete {what}", spec) as step:
+                uuid = self._upload(unit, f"{path}_content", pkg, step)
+                step.amend({**spec, "uuid": uuid}, f"delete {what} ({uuid})")
+            progress(f"{unit}: {what} onboarded ({uuid})")
+            return uuid
+
         try:
             for pkg in vnfs:
-                what = f"VNF package {pkg.descriptor_id}"
-                spec = {"kind": "package", "unit": unit, "path": _VNF_PKGS, "what": what,
-                        "descriptor": pkg.descriptor_id, "uuid": None}
-                with announce(f"delete {what}", spec) as step:
-                    uuid = self._upload(unit, f"{_VNF_PKGS}_content", pkg, step)
-                    step.amend({**spec, "uuid": uuid}, f"delete {what} ({uuid})")
-                data["vnf_packages"][pkg.descriptor_id] = uuid
-                progress(f"{unit}: VNF package {pkg.descriptor_id} onboarded ({uuid})")
-            what = f"NS package {ns.descriptor_id}"
-            spec = {"kind": "package", "unit": unit, "path": _NS_PKGS, "what": what,
-                    "descriptor": ns.descriptor_id, "uuid": None}
-            with announce(f"delete {what}", spec) as step:
-                uuid = self._upload(unit, f"{_NS_PKGS}_content", ns, step)
-                step.amend({**spec, "uuid": uuid}, f"delete {what} ({uuid})")
-            data["nsd_uuid"] = uuid
-            progress(f"{unit}: NS package {ns.descriptor_id} onboarded ({uuid})")
+                data["vnf_packages"][pkg.descriptor_id] = onboard(_VNF_PKGS, pkg)
+            uuid = data["nsd_uuid"] = onboard(_NS_PKGS, ns)
             body = {"nsName": name, "nsdId": uuid, "vimAccountId": vim_id,
                     "nsDescription": f"mosaico: {ns.descriptor_id}"}
             if vlds:

@@ -89,6 +89,14 @@ def recorded(state: Path) -> set[str]:
     return out
 
 
+def destroyed(state: Path, prefix: str) -> None:
+    """``destroy`` leaves nothing: no namespace, BMv2 process or run directory of the
+    prefix, no step in the write-ahead record."""
+    r = run("destroy", "--state", state)
+    assert r.returncode == 0, r.output
+    assert leftovers(prefix) == [] and intents(state) == []
+
+
 def agree(state: Path, prefix: str) -> None:
     """What exists under the prefix is recorded (as deployed, or as a step a run
     announced), and what is recorded as deployed exists — unless a run's steps are pending."""
@@ -370,8 +378,7 @@ def test_bmv2_deploy_killed_at_the_switch(one, prefix, tmp_path, fault):
     assert r.returncode == -signal.SIGKILL, r.output
     assert len(switches(prefix)) == fault.startswith("after")
     agree(state, prefix)
-    assert run("destroy", "--state", state).returncode == 0
-    assert leftovers(prefix) == [] and intents(state) == []
+    destroyed(state, prefix)
 
 
 @pytest.mark.root
@@ -388,8 +395,7 @@ def test_bmv2_deploy_killed_while_p4c_compiles(one, prefix, tmp_path):
     assert r.returncode == -signal.SIGKILL, r.output
     wait_for(done.exists)
     assert leftovers(prefix) and not switches(prefix)
-    assert run("destroy", "--state", state).returncode == 0
-    assert leftovers(prefix) == [] and intents(state) == []
+    destroyed(state, prefix)
 
 
 @pytest.mark.root
@@ -414,8 +420,7 @@ def test_bmv2_deploy_killed_as_the_switch_starts(one, prefix, tmp_path):
         proc.wait(30)
     go.touch()
     wait_for(lambda: switches(prefix))  # the real switch runs now, orphaned
-    assert run("destroy", "--state", state).returncode == 0
-    assert leftovers(prefix) == [] and intents(state) == []
+    destroyed(state, prefix)
 
 
 @pytest.mark.root

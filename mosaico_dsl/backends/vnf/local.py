@@ -33,7 +33,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -617,26 +617,18 @@ def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deploy
         raise LocalTargetError(f"namespaces already exist: {', '.join(clash)} "
                                "(destroy the previous deployment or use another prefix)")
     out = _Outcome()
-    done: list[Step] = []
+    done: list[Step] = []  # without a journal: the steps begun, undone on a failure
+    journal = journal or (lambda step: _begun(done, step))
     try:
         for step in changes.steps:
             _precheck(step)
-            if journal is not None:
-                with journal(step) as handle:
-                    try:
-                        if not step.deferred:
-                            _converge(step.old, step.new, out)
-                    except NothingDone:
-                        handle.discard()
-                        raise
-                continue
-            done.append(step)  # begun: its undo also covers a step that failed part-way
-            try:
-                if not step.deferred:
-                    _converge(step.old, step.new, out)
-            except NothingDone:
-                done.pop()
-                raise
+            with journal(step) as handle:
+                try:
+                    if not step.deferred:
+                        _converge(step.old, step.new, out)
+                except NothingDone:
+                    handle.discard()
+                    raise
     except BaseException as e:
         failed = []
         for step in reversed(done):
@@ -649,6 +641,27 @@ def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deploy
         raise
     return Deployment(changes.prefix, changes.created, tuple(out.qdiscs),
                       tuple(dict.fromkeys(out.warnings)), tuple(out.switches))
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.discarded = False
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
+@contextmanager
+def _begun(done: list[Step], step: Step):
+    """The journal when the caller gives none: a step begun is undone on a failure (its
+    undo also covers a step that failed part-way), unless it did nothing."""
+    done.append(step)
+    handle = _Handle()
+    try:
+        yield handle
+    finally:
+        if handle.discarded:
+            done.remove(step)
 
 
 def _precheck(step: Step) -> None:
