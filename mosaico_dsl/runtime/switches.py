@@ -556,6 +556,21 @@ class P4RuntimeTarget:
                 raise _push_failed(e, ep) from None
         return True
 
+    async def _reconnect(self, ep: Endpoint) -> SwitchConnection:
+        """Become primary again right after this run's own stream closed: a switch (BMv2)
+        may still hold that stream for a moment and refuse its election id as a duplicate;
+        try again until ``timeout``."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        while True:
+            try:
+                return await connect(ep, timeout=self.timeout)
+            except P4RuntimeError as e:
+                duplicate = e.code == grpc.StatusCode.INVALID_ARGUMENT and \
+                    "already exists" in e.message
+                if not duplicate or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
     async def undo(self, spec: Mapping) -> None:
         """Undo one recorded step on its switch: write a batch's inverses, or push back the
         previous pipeline and its state. A switch that no longer runs the pipeline the step
@@ -581,7 +596,7 @@ class P4RuntimeTarget:
         if kind == "updates" and not ups or kind == "pipeline" and config is None:
             return
         try:
-            async with await connect(ep, timeout=self.timeout) as c:
+            async with await self._reconnect(ep) as c:
                 live, _ = await c.get_pipeline()
                 if live != expect:
                     return  # the pipeline this step wrote to is gone, and its state with it

@@ -670,10 +670,17 @@ def _precheck(step: Step) -> None:
     create was checked to be absent before the first step.) An undo of an announced step
     can then take what it finds for its own, even after the run was killed."""
     if step.op == ADD and isinstance(step.new, _Veth):
-        for ns, dev in (step.new.a, step.new.b):
-            if _has_device(ns, dev):
+        # A namespace whose last process just exited (a BMv2 switch stopped in a namespace
+        # deleted by hand) is destroyed asynchronously: its veths' peer ends go a moment
+        # later. Wait for them; a device still there after that is someone else's.
+        deadline = time.monotonic() + 5
+        while taken := [(ns, dev) for ns, dev in (step.new.a, step.new.b)
+                        if _has_device(ns, dev)]:
+            if time.monotonic() > deadline:
+                ns, dev = taken[0]
                 raise LocalTargetError(f"cannot add link {step.new}: {ns} holds a device "
                                        f"{dev} mosaico did not create (File exists)")
+            time.sleep(0.05)
 
 
 def undo(step: Step) -> None:
