@@ -50,7 +50,8 @@ def _guard(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except CompileError as e:
             _emit(e.diagnostics, e.sources, kwargs.get("fmt", "text"))
-            sys.exit(EXIT_ERRORS)
+            # an interrupted deploy exits as the signal would have: 128 + its number
+            sys.exit(getattr(e, "exit_code", EXIT_ERRORS))
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
         except Exception as e:

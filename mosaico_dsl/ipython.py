@@ -217,7 +217,7 @@ def deploy(build_dir: str | Path, *, targets: Sequence[str] = ("local",),
         StateStore,
         load_build,
     )
-    from .runtime.deployment import apply, lock, plan
+    from .runtime.deployment import apply, begin, plan
     from .runtime.state import default_state_path
 
     address_map = dict(addresses or {})
@@ -234,7 +234,10 @@ def deploy(build_dir: str | Path, *, targets: Sequence[str] = ("local",),
 
     def work(r: _progress.Reporter):
         with StateStore(Path(state) if state else default_state_path()) as store:
-            lock(store)
+            if dry_run:
+                store.lock()
+            else:  # lock, check the store can be written, undo an interrupted run's steps
+                asyncio.run(begin(ts, store, progress=r.message))
             r.message("planning")
             the_plan = asyncio.run(plan(ts, store))
             if dry_run:

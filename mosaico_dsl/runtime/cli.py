@@ -116,18 +116,38 @@ def _tls(ca, cert, key, server_name):
                      Path(key) if key else None, server_name)
 
 
-def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default: tuple[str, ...]):
+def _kinds(given: tuple[str, ...], store: StateStore, opts: dict) -> tuple[str, ...]:
+    """The target kinds to act on: those given; else every kind the store records or an
+    interrupted run left steps on; else ``local``. A P4Runtime-only option (``--address``,
+    ``--thrift``) with no p4runtime among them is E1228: on an empty store it used to
+    deploy the local target and leave the switch alone, the opposite of what it asks."""
+    kinds = given or tuple(dict.fromkeys([*(u.target for u in store.units()),
+                                          *(i.target for i in store.intents())])) or ("local",)
+    if "p4runtime" not in kinds:
+        used = [o for o, v in (("--address", opts["address_map"]), ("--thrift", opts["thrift"]))
+                if v]
+        if used:
+            acting = ", ".join(kinds)
+            raise CompileError([error(
+                "E1228", f"{' and '.join(used)} set(s) a P4 switch's address, but this command "
+                         f"acts on {acting} only"
+                         + ("" if given else " (what the state store records, or local)"),
+                hint="add --target p4runtime (repeatable: --target local --target p4runtime "
+                     "for both)")])
+    return kinds
+
+
+def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
     from .local import LocalTarget
     from .openstack import OpenStackTarget, parse_stack_params
     from .osm import OsmTarget, parse_vlds
     from .switches import P4RuntimeTarget
 
-    if not kinds:
-        kinds = default or tuple(dict.fromkeys(u.target for u in store.units())) or ("local",)
     out = []
     for kind in dict.fromkeys(kinds):
         if kind == "p4runtime":
-            if build is not None and not build.switches and not store.units(kind):
+            if build is not None and not build.switches and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no P4 switch artifacts (<switch>/p4info.txtpb)",
                     hint="compile with the p4 backend, or choose another --target")])
@@ -138,7 +158,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
                 thrift=parse_addresses(opts["thrift"], "--thrift")))
         elif kind == "openstack":
             if build is not None and not any(h.platform == "openstack" and h.stack
-                                             for h in build.hosts) and not store.units(kind):
+                                             for h in build.hosts) and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no OpenStack artifacts (<host>/stack.yaml)",
                     hint="compile with the vnf backend, or choose another --target")])
@@ -147,7 +168,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
                                        parameters=parse_stack_params(opts["stack_params"])))
         elif kind == "osm":
             if build is not None and not any(any(h.directory.glob("nsd-*.yaml"))
-                                             for h in build.hosts) and not store.units(kind):
+                                             for h in build.hosts) and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no OSM descriptors (<host>/nsd-*.yaml)",
                     hint="compile with the vnf backend, or choose another --target")])
@@ -156,7 +178,8 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
                                  vlds=parse_vlds(opts["osm_vlds"]),
                                  config=opts["osm_config"]))
         else:
-            if build is not None and build.local_plan is None and not store.units(kind):
+            if build is not None and build.local_plan is None and not store.units(kind) \
+                    and not store.intents([kind]):
                 raise CompileError([error(
                     "E1215", f"{build.root} has no local target plan (local.json)",
                     hint="compile with the vnf backend, or choose another --target")])
@@ -165,21 +188,20 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict, default:
     return out
 
 
-def _runtime(default: tuple[str, ...], require_build: bool):
+def _runtime(require_build: bool):
     """Open the store and build, make the targets, and hand them to the command."""
 
     def wrap(fn):
         @wraps(fn)
         def inner(build_dir, targets, addresses, state, **opts):
             opts["address_map"] = parse_addresses(addresses)
+            if opts["local_prefix"] is not None:
+                from .local import check_prefix
+
+                check_prefix(opts["local_prefix"])
             build = load_build(build_dir, opts["address_map"]) if build_dir else None
-            try:
-                store = StateStore(Path(state) if state else default_state_path())
-            except Exception as e:
-                raise CompileError([error("E1214", f"cannot open the state store: {e}")]) \
-                    from None
-            with store:
-                ts = _targets(targets, build, store, opts, default)
+            with StateStore(Path(state) if state else default_state_path()) as store:
+                ts = _targets(_kinds(targets, store, opts), build, store, opts)
                 return fn(build=build, store=store, targets=ts, **{
                     k: v for k, v in opts.items() if k in fn.__code__.co_varnames})
         return inner
@@ -191,24 +213,32 @@ def _runtime(default: tuple[str, ...], require_build: bool):
 @_options(require_build=True)
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop (same as `plan`).")
 @_guard
-@_runtime(default=(), require_build=True)
+@_runtime(require_build=True)
 def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
-    """Deploy a build: apply only what differs; roll everything back on failure."""
+    """Deploy a build: apply only what differs; roll everything back on failure (or on
+    SIGINT, SIGTERM, SIGHUP); first undo what a killed deploy or destroy left."""
     from ..display.progress import ProgressLines
-    from .deployment import apply, lock, plan
+    from .deployment import apply, begin, lock, plan
+    from .interrupt import Interrupt
 
-    lock(store)
-    the_plan = asyncio.run(plan(targets, store))
-    click.echo(the_plan.render())
-    if dry_run:
-        return
-    if the_plan.empty:
-        click.echo("Nothing to do: the targets already run this build.", err=True)
-    progress = ProgressLines()
-    try:
-        result = asyncio.run(apply(the_plan, targets, store, build=build, progress=progress))
-    finally:
-        progress.close()
+    interrupt = Interrupt("deploy")
+    with interrupt.handling():
+        if dry_run:
+            lock(store)
+            click.echo(asyncio.run(plan(targets, store)).render())
+            return
+        progress = ProgressLines()
+        try:
+            asyncio.run(begin(targets, store, progress=progress))
+            the_plan = asyncio.run(plan(targets, store))
+            progress.close()
+            click.echo(the_plan.render())
+            if the_plan.empty:
+                click.echo("Nothing to do: the targets already run this build.", err=True)
+            result = asyncio.run(apply(the_plan, targets, store, build=build,
+                                       progress=progress, interrupt=interrupt))
+        finally:
+            progress.close()
     if result.changed:
         click.echo(f"Applied (deployment {result.deployment}).", err=True)
 
@@ -218,7 +248,7 @@ def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
 @click.option("--destroy", is_flag=True, help="Plan a destroy instead of a deploy.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @_guard
-@_runtime(default=(), require_build=True)
+@_runtime(require_build=True)
 def plan_cmd(build, store, targets, destroy: bool = False, fmt: str = "text") -> None:
     """Show what deploy would change, and any drift (changes made out of band)."""
     from .deployment import plan
@@ -234,7 +264,7 @@ def plan_cmd(build, store, targets, destroy: bool = False, fmt: str = "text") ->
 @_options(require_build=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @_guard
-@_runtime(default=(), require_build=False)
+@_runtime(require_build=False)
 def status_cmd(build, store, targets, fmt: str = "text") -> None:
     """Live state per service and node: packets, drops, CE marks, queue delay."""
     from .deployment import status
@@ -250,19 +280,32 @@ def status_cmd(build, store, targets, fmt: str = "text") -> None:
 @click.command("destroy")
 @_options(require_build=False)
 @_guard
-@_runtime(default=(), require_build=False)
+@_runtime(require_build=False)
 def destroy_cmd(build, store, targets) -> None:
-    """Remove what mosaico deployed (read from the state store), in reverse order."""
+    """Remove what mosaico deployed (read from the state store), in reverse order, and
+    what a killed deploy or destroy left (its write-ahead record)."""
     from ..display.progress import ProgressLines
     from .deployment import destroy
+    from .interrupt import Interrupt
 
-    progress = ProgressLines()
-    try:
-        result = asyncio.run(destroy(targets, store, progress=progress))
-    finally:
-        progress.close()
+    interrupt = Interrupt("destroy")
+    with interrupt.handling():
+        progress = ProgressLines()
+        try:
+            result = asyncio.run(destroy(targets, store, progress=progress,
+                                         interrupt=interrupt))
+        finally:
+            progress.close()
     click.echo(result.plan.render())
-    click.echo("Destroyed." if result.changed else "Nothing to destroy.", err=True)
+    recovered = len(result.recovered.undone) if result.recovered else 0
+    if result.changed:
+        click.echo("Destroyed.", err=True)
+    elif recovered:
+        click.echo(f"Removed what an interrupted run left ({recovered} step"
+                   f"{'s' if recovered != 1 else ''} undone); nothing else to destroy.",
+                   err=True)
+    else:
+        click.echo("Nothing to destroy.", err=True)
 
 
 # --------------------------------------------------------------------------- target serve

@@ -28,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..diagnostics import CompileError, error
+from ..diagnostics import CompileError, Note, error
 from .build import Build, SwitchArtifacts
 from .entities import EntriesError, load_updates
 from .plan import ADD, DELETE, MODIFY, Change, UnitPlan
@@ -41,7 +42,7 @@ from .state import StateStore, UnitUpdate
 from .status import Metrics, StatusRow, aggregate, entry_key, metric_scopes, source_key
 from .transaction import Transaction
 
-__all__ = ["LocalTarget", "TARGET", "DATA_PLANES"]
+__all__ = ["LocalTarget", "TARGET", "DATA_PLANES", "RECORD_SCHEMA", "check_prefix"]
 
 TARGET = "local"
 UNIT = "local"
@@ -119,6 +120,64 @@ class _Recorded:
                    {n: _Bmv2.from_json(b) for n, b in data.get("bmv2", {}).items()})
 
 
+# What a local unit's record holds (the store checks it before anything reads it).
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["doc", "files", "prefix"],
+    "properties": {
+        "doc": {"type": "object"},
+        "files": {"type": "object", "additionalProperties": {"type": "string"}},
+        "prefix": {"type": "string"},
+        "data_plane": {"enum": ["auto", "bmv2", "linux"]},
+        "bmv2": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["program"],
+            "properties": {"program": {"type": "object"},
+                           "metrics": {"type": ["object", "null"]},
+                           "entries": {"type": "array", "items": {"type": "string"}},
+                           "pid": {"type": ["integer", "null"]},
+                           "handles": {"type": "array", "items": {"type": "integer"}}}}},
+    },
+}
+# The namespace name limits: iproute2 refuses a name of NAME_MAX (255) characters or more,
+# and a BMv2 switch's notification socket (its run directory's notifications.ipc) is a Unix
+# socket, whose path fits sun_path (108 bytes with its terminating NUL).
+_NETNS_MAX = 254
+_SUN_PATH_MAX = 107
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_prefix(prefix: str, option: str = "--local-prefix") -> None:
+    """The characters a namespace prefix may hold (E1227): it becomes part of namespace
+    names, which ``ip netns list`` separates by white space and ``ip`` takes as options
+    when they start with ``-``."""
+    if prefix and not _PREFIX.fullmatch(prefix):
+        raise CompileError([error(
+            "E1227", f"{option} {prefix!r}: a namespace prefix is letters, digits, '_', '.' "
+                     "and '-', starting with a letter or digit",
+            hint="for example --local-prefix lab1-")])
+
+
+def _check_names(prefix: str, plan, switches) -> None:
+    """Every namespace name the prefix makes fits iproute2's limit, and every BMv2 switch's
+    socket path fits a Unix socket's (E1227)."""
+    realise = _backend()
+    localswitch = _localswitch()
+    names = realise.namespace_names(plan, prefix)
+    problems = [f"namespace {n} is {len(n)} characters (iproute2 takes at most "
+                f"{_NETNS_MAX})" for n in names.values() if len(n) > _NETNS_MAX]
+    for ns in plan.namespaces:
+        if ns.role == "switch" and ns.node in switches:
+            sock = f"{localswitch.run_dir(names[ns.name])}/notifications.ipc"
+            if len(sock.encode()) > _SUN_PATH_MAX:
+                problems.append(f"BMv2 {ns.node}'s notification socket {sock} is "
+                                f"{len(sock.encode())} bytes (a Unix socket path takes at "
+                                f"most {_SUN_PATH_MAX})")
+    if problems:
+        raise CompileError([error(
+            "E1227", f"--local-prefix {prefix!r} makes names too long: {problems[0]}",
+            notes=[Note(p) for p in problems[1:]], hint="choose a shorter --local-prefix")])
+
+
 @dataclass(frozen=True)
 class _Payload:
     new: _Recorded | None
@@ -170,9 +229,12 @@ class LocalTarget:
         except (OSError, ValueError, KeyError) as e:
             raise _fail(f"{self.build.local_plan}: {e}",
                         hint="recompile: the local plan does not match its files") from None
+        check_prefix(rec.prefix, "--local-prefix" if self.prefix is not None
+                     else f"{self.build.local_plan}: prefix")
         asked = self.data_plane or (recorded.data_plane if recorded else "auto")
         bmv2, why = self._bmv2(asked, [ns.node for ns in plan.namespaces
                                        if ns.role == "switch"])
+        _check_names(rec.prefix, plan, bmv2)
         return replace(rec, data_plane=asked, bmv2=bmv2, why=why)
 
     def _bmv2(self, asked: str, switches: list[str]) -> tuple[dict[str, _Bmv2], str]:
@@ -215,8 +277,18 @@ class LocalTarget:
 
     @staticmethod
     def _recorded(store: StateStore) -> _Recorded | None:
-        u = store.unit(TARGET, UNIT)
-        return None if u is None else _Recorded.from_json(u.data)
+        u = store.unit(TARGET, UNIT, RECORD_SCHEMA)
+        if u is None:
+            return None
+        try:
+            rec = _Recorded.from_json(u.data)  # BMv2 programs included
+            rec.plan()  # the realised plan and its files, as local.json is checked
+            check_prefix(rec.prefix)
+        except (KeyError, TypeError, ValueError, AttributeError, CompileError) as e:
+            why = e.diagnostics[0].message if isinstance(e, CompileError) else \
+                f"{type(e).__name__}: {e}"
+            raise store.malformed(TARGET, UNIT, why) from None
+        return rec
 
     # ------------------------------------------------------------------ plan
 
@@ -225,9 +297,10 @@ class LocalTarget:
         new = None if destroy else self._desired(old)
         if new is None and old is None:
             return []
-        return [await asyncio.to_thread(self._plan, new, old)]
+        return [await asyncio.to_thread(self._plan, new, old, _announced(store))]
 
-    def _plan(self, new: _Recorded | None, old: _Recorded | None) -> UnitPlan:
+    def _plan(self, new: _Recorded | None, old: _Recorded | None,
+              announced: frozenset[str] = frozenset()) -> UnitPlan:
         realise = _backend()
         try:
             drift = realise.inspect(old.plan(), prefix=old.prefix, switches=old.programs) \
@@ -250,7 +323,9 @@ class LocalTarget:
         for ns, path, table in drift.changed_tables:
             shown.append(Change(MODIFY, f"nftables table {table} ({path}) in {ns}",
                                 drift="changed out of band"))
-        clash = set(changes.created) & (_live_namespaces() if changes.created else set())
+        # A namespace an interrupted run announced is mosaico's: the deploy removes it first.
+        clash = set(changes.created) & (_live_namespaces() if changes.created else set()) \
+            - announced
         lines = [Change(_OPS[s.op], s.what + (" — exists already, not created by mosaico"
                                               if s.creates in clash else ""), before=s.before)
                  for s in changes.shown]
@@ -288,12 +363,14 @@ class LocalTarget:
         progress(f"local: {len(steps)} step{'s' if len(steps) != 1 else ''}")
         try:
             deployment = realise.apply_changes(
-                p.changes, journal=lambda what, undo: tx.record(TARGET, what, undo))
+                p.changes, journal=lambda step: tx.step(TARGET, UNIT, step.undo_what,
+                                                        {"step": realise.step_to_json(step)}))
         except realise.LocalTargetError as e:
             hint = None
             if "already exist" in str(e):
-                hint = ("a previous deployment (or another program) owns these namespaces: "
-                        "`mosaico destroy --target local`, or delete them with "
+                hint = ("neither the state store nor its write-ahead record lists them, so "
+                        "mosaico did not create them (or its store is another --state): "
+                        "deploy with another --local-prefix, or delete them with "
                         "`ip netns del NAME` if nothing else uses them")
             raise _fail(f"local target: {e}", hint=hint) from None
         for w in deployment.warnings:
@@ -301,6 +378,18 @@ class LocalTarget:
         for sw in deployment.switches:
             progress(f"local: bmv2 {sw.switch} running in {sw.namespace} (pid {sw.pid})")
         return {sw.switch: sw for sw in deployment.switches}
+
+    def undo(self, spec: Mapping[str, Any]) -> None:
+        """Undo one step of a local realisation from its record (blocking: ip, nft, tc)."""
+        realise = _backend()
+        try:
+            step = realise.step_from_json(spec["step"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise _fail(f"local target: a write-ahead step cannot be read: {e}") from None
+        try:
+            realise.undo(step)
+        except realise.LocalTargetError as e:
+            raise _fail(f"local target: {e}") from None
 
     # ------------------------------------------------------------------ status
 
@@ -316,22 +405,37 @@ class LocalTarget:
         realise = _backend()
         names = realise.namespace_names(plan, rec.prefix)
         try:
-            counters = realise.read_counters(plan, prefix=rec.prefix)
+            drift = realise.inspect(plan, prefix=rec.prefix, switches=rec.programs)
         except realise.LocalTargetError as e:
-            counters = {}
-            failure = str(e)
+            drift, failure = realise.Drift(tables_checked=False), str(e)
         else:
             failure = ""
+        gone = set(drift.missing_namespaces)
+        try:
+            counters = realise.read_counters(plan, prefix=rec.prefix, skip=gone)
+        except realise.LocalTargetError as e:
+            counters = {}
+            failure = "; ".join(x for x in (failure, str(e)) if x)
         qstats = _qdisc_stats(plan, names, live, set(rec.bmv2))
+        tables: dict[str, list[str]] = {}  # namespace → what drifted in its rulesets
+        for ns, path, table in drift.missing_tables:
+            tables.setdefault(ns, []).append(f"nftables table {table} ({path}) deleted "
+                                             "out of band")
+        for ns, path, table in drift.changed_tables:
+            tables.setdefault(ns, []).append(f"nftables table {table} ({path}) changed "
+                                             "out of band")
         rows = []
         for ns in plan.namespaces:
             real = names[ns.name]
+            node = f"{ns.node}:{ns.name}" if ns.role == "vnf" else ns.node
             if ns.role == "switch" and ns.node in rec.bmv2:
                 rows += _bmv2_rows(ns.node, real, rec.bmv2[ns.node], live)
                 continue
+            state, why = _drifted(real, gone, tables)
             if not (ns.instances or ns.counters or ns.tc):
+                if why:  # nothing is counted here, but what is missing is said
+                    rows.append(StatusRow("*", node, TARGET, state, detail=why))
                 continue
-            state = "running" if real in live else "missing"
             per: dict[str, Metrics] = {}  # instance → its counters and queue
             own = Metrics()  # a switch stand-in's packets no service matched: its drops
             for ref in ns.counters:
@@ -356,18 +460,42 @@ class LocalTarget:
                 services[svc] = Metrics(max(s.packets or 0, m.packets or 0), s.drops,
                                         s.ce_marks, s.queue_delay_ns) + Metrics(
                     None, m.drops, m.ce_marks, m.queue_delay_ns)
-            node = f"{ns.node}:{ns.name}" if ns.role == "vnf" else ns.node
             total = own
             for m in services.values():
                 total = total + m
             plane = "data plane: linux stand-in (nftables, tc)" if ns.role == "switch" else ""
             rows.append(StatusRow("*", node, TARGET, state, total,
-                                  "; ".join(x for x in (plane, failure) if x)))
+                                  "; ".join(x for x in (plane, why, failure) if x)))
             for svc, m in sorted(services.items()):
                 rows.append(StatusRow(svc, node, TARGET, state, m))
                 rows += [StatusRow(i, node, TARGET, state, per[i])
                          for i in sorted(per) if i.split("/")[0] == svc]
         return rows
+
+
+def _announced(store: StateStore) -> frozenset[str]:
+    """Namespaces that interrupted runs announced creating (their write-ahead record)."""
+    realise = _backend()
+    out = set()
+    for intent in store.intents([TARGET]):
+        try:
+            step = realise.step_from_json(intent.spec["step"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if step.creates:
+            out.add(step.creates)
+    return frozenset(out)
+
+
+def _drifted(namespace: str, gone: set[str], tables: Mapping[str, list[str]]
+             ) -> tuple[str, str]:
+    """A namespace's state and why: ``missing`` (deleted out of band), ``drifted`` (its
+    rulesets deleted or changed out of band), or ``running``."""
+    if namespace in gone:
+        return "missing", f"namespace {namespace} deleted out of band"
+    if namespace in tables:
+        return "drifted", "; ".join(tables[namespace])
+    return "running", ""
 
 
 def _data_planes(rec: _Recorded | None) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from .state import StateStore, UnitRecord, UnitUpdate
 from .status import StatusRow
 from .transaction import Transaction
 
-__all__ = ["OpenStackTarget", "TARGET", "stack_name", "parse_stack_params"]
+__all__ = ["OpenStackTarget", "TARGET", "RECORD_SCHEMA", "stack_name", "parse_stack_params"]
 
 TARGET = "openstack"
 Progress = Callable[[str], None]
@@ -79,6 +79,20 @@ def _fingerprint(text: str, parameters: Mapping[str, str]) -> str:
                           ).hexdigest()
 
 
+# What a host's record holds (the store checks it before anything reads it).
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["stack_name"],
+    "properties": {
+        "cloud": {"type": ["string", "null"]},
+        "stack_name": {"type": "string", "minLength": 1},
+        "stack_id": {"type": ["string", "null"]},
+        "template": {"type": "string"},
+        "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
 @dataclass(frozen=True)
 class _Payload:
     host: str
@@ -106,6 +120,14 @@ def _reason(details: str) -> str:
     found = (err.get("message") if isinstance(err, dict) else None) \
         or body.get("explanation") or body.get("message")
     return str(found) if found else details
+
+
+def _refused(e: Exception) -> bool:
+    """Did Heat answer the request with a refusal (4xx), so that nothing was done?"""
+    from openstack import exceptions as osx
+
+    return isinstance(e, osx.HttpException) and e.status_code is not None and \
+        400 <= int(e.status_code) < 500
 
 
 def _failed(host: str, what: str, e: Exception) -> CompileError:
@@ -152,7 +174,8 @@ class OpenStackTarget:
 
     async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
         wanted = {h.name: h for h in ([] if destroy else self._hosts())}
-        names = list(dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]))
+        recorded = store.units(TARGET, RECORD_SCHEMA)
+        names = list(dict.fromkeys([*wanted, *(u.name for u in recorded)]))
         templates = {n: self._template(h) for n, h in wanted.items()}
         self._check_parameters(templates, store)
         return [await asyncio.to_thread(self._plan_one, n, wanted.get(n), templates.get(n),
@@ -177,7 +200,7 @@ class OpenStackTarget:
         for host, (_, template) in templates.items():
             declared = template.get("parameters") or {}
             declared_anywhere |= set(declared)
-            given = self._given(template, store.unit(TARGET, host))
+            given = self._given(template, store.unit(TARGET, host, RECORD_SCHEMA))
             for name in sorted(n for n, d in declared.items()
                                if "default" not in (d or {}) and n not in given):
                 what = (declared[name] or {}).get("description")
@@ -202,7 +225,7 @@ class OpenStackTarget:
 
     def _plan_one(self, name: str, host: HostArtifacts | None,
                   parsed: tuple[str, dict] | None, store: StateStore) -> UnitPlan:
-        rec = store.unit(TARGET, name)
+        rec = store.unit(TARGET, name, RECORD_SCHEMA)
         cloud = host.cloud if host else (rec.data.get("cloud") if rec else None)
         sname = stack_name(self.build.program, name) if host and self.build else \
             rec.data["stack_name"]
@@ -271,19 +294,25 @@ class OpenStackTarget:
         p: _Payload = plan.payload
         orch = self._conn(p.cloud).orchestration
         unit = f"{TARGET} {p.host}"
+        where = {"cloud": p.cloud, "host": p.host, "name": p.name}
         if p.action == "none":
             return self._record(p, p.stack_id)
         if p.action == "create":
-            try:
-                stack = orch.create_stack(name=p.name, template=p.template,
-                                          parameters=dict(p.parameters),
-                                          timeout_mins=max(1, int(self.timeout // 60)),
-                                          disable_rollback=False)
-            except Exception as e:
-                raise _failed(p.host, f"creating stack {p.name}", e) from None
-            tx.record(unit, f"delete stack {p.name} ({stack.id})",
-                      lambda: self._delete(p.cloud, p.host, stack.id, p.name, progress))
-            self._wait(orch, p.host, stack.id, p.name, "CREATE_COMPLETE", progress)
+            spec = {"kind": "create", **where, "stack_id": None}
+            with tx.step(TARGET, unit, f"delete stack {p.name}", spec) as step:
+                try:
+                    stack = orch.create_stack(name=p.name, template=p.template,
+                                              parameters=dict(p.parameters),
+                                              timeout_mins=max(1, int(self.timeout // 60)),
+                                              disable_rollback=False)
+                except Exception as e:
+                    if _refused(e):
+                        step.discard()  # Heat said no: nothing was created
+                    raise _failed(p.host, f"creating stack {p.name}", e) from None
+                step.amend({**spec, "stack_id": stack.id},
+                           f"delete stack {p.name} ({stack.id})")
+                self._wait(orch, p.host, stack.id, p.name, "CREATE_COMPLETE", progress,
+                           check=tx.check)
             return self._record(p, stack.id)
         if p.action == "update":
             try:
@@ -293,21 +322,63 @@ class OpenStackTarget:
                     old = orch.get_stack_template(p.stack_id)
                     old_template = {k: getattr(old, k) for k in _HOT_KEYS
                                     if getattr(old, k, None) is not None}
-                orch.update_stack(p.stack_id, name=p.name, template=p.template,
-                                  parameters=dict(p.parameters))
             except Exception as e:
-                raise _failed(p.host, f"updating stack {p.name}", e) from None
-
-            def revert() -> None:
-                orch.update_stack(p.stack_id, name=p.name, template=old_template,
-                                  parameters=dict(p.previous_parameters))
-                self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress)
-            tx.record(unit, f"revert stack {p.name} to its previous template", revert)
-            self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress)
+                raise _failed(p.host, f"reading stack {p.name}'s template", e) from None
+            spec = {"kind": "update", **where, "stack_id": p.stack_id,
+                    "template": json.loads(json.dumps(old_template, default=str)),
+                    "parameters": dict(p.previous_parameters)}
+            with tx.step(TARGET, unit, f"revert stack {p.name} to its previous template",
+                         spec) as step:
+                try:
+                    orch.update_stack(p.stack_id, name=p.name, template=p.template,
+                                      parameters=dict(p.parameters))
+                except Exception as e:
+                    if _refused(e):
+                        step.discard()
+                    raise _failed(p.host, f"updating stack {p.name}", e) from None
+                self._wait(orch, p.host, p.stack_id, p.name, "UPDATE_COMPLETE", progress,
+                           check=tx.check)
             return self._record(p, p.stack_id)
-        # delete
+        # delete: not undone (Heat would build new servers); the record keeps the stack
+        # until this run commits, and a later plan sees it gone
+        tx.check()
         self._delete(p.cloud, p.host, p.stack_id, p.name, progress)
         return self._record(p, None)
+
+    def undo(self, spec: Mapping) -> None:
+        """Undo one recorded step: delete a stack the run created (found by its id, or by
+        its name when the run was killed before Heat answered), or update a stack back to
+        the template and parameters it had."""
+        from openstack import exceptions as osx
+
+        try:
+            kind, cloud, host, name = spec["kind"], spec["cloud"], spec["host"], spec["name"]
+            stack_id = spec["stack_id"]
+        except (KeyError, TypeError) as e:
+            raise CompileError([error("E1209", f"a write-ahead step of an OpenStack stack "
+                                               f"cannot be read: {e!r}")]) from None
+        if kind == "create" and stack_id:  # deleting is idempotent: a stack gone is fine
+            self._delete(cloud, host, stack_id, name, lambda _: None)
+            return
+        orch = self._conn(cloud).orchestration
+        try:
+            live = orch.find_stack(stack_id or name, ignore_missing=True)
+        except osx.SDKException as e:
+            raise _failed(host, f"looking up stack {name}", e) from None
+        if live is None or live.status == "DELETE_COMPLETE":
+            if kind == "create":
+                return  # never created, or deleted already
+            raise _failed(host, f"reverting stack {name}", RuntimeError("the stack is gone"))
+        if kind == "create":
+            self._delete(cloud, host, live.id, name, lambda _: None)
+            return
+        self._settle(orch, host, live.id, name)  # Heat refuses to update a stack mid-action
+        try:
+            orch.update_stack(live.id, name=name, template=spec["template"],
+                              parameters=dict(spec["parameters"]))
+        except Exception as e:
+            raise _failed(host, f"reverting stack {name}", e) from None
+        self._wait(orch, host, live.id, name, "UPDATE_COMPLETE", lambda _: None)
 
     def _delete(self, cloud: str | None, host: str, stack_id: str, name: str,
                 progress: Progress) -> None:
@@ -318,9 +389,28 @@ class OpenStackTarget:
             raise _failed(host, f"deleting stack {name}", e) from None
         self._wait(orch, host, stack_id, name, "DELETE_COMPLETE", progress, gone_ok=True)
 
+    def _settle(self, orch, host: str, stack_id: str, name: str) -> None:
+        """Wait until the stack's action (one a killed run started) has finished."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                stack = orch.get_stack(stack_id)
+            except Exception as e:
+                raise _failed(host, f"waiting for stack {name}", e) from None
+            if not stack.status.endswith("IN_PROGRESS"):
+                return
+            if time.monotonic() >= deadline:
+                raise CompileError([error(
+                    "E1210", f"OpenStack host {host}: stack {name} did not settle within "
+                             f"{self.timeout:g}s (still {stack.status})",
+                    hint="raise --stack-timeout, or check the cloud's Heat engine")])
+            time.sleep(self.poll)
+
     def _wait(self, orch, host: str, stack_id: str, name: str, goal: str,
-              progress: Progress, gone_ok: bool = False) -> None:
-        """Poll the stack until ``goal``; fail on ``*_FAILED``; give up after the timeout."""
+              progress: Progress, gone_ok: bool = False,
+              check: Callable[[], None] = lambda: None) -> None:
+        """Poll the stack until ``goal``; fail on ``*_FAILED``; give up after the timeout;
+        ``check`` between polls (a signal asking the run to stop)."""
         from openstack import exceptions as osx
 
         deadline = time.monotonic() + self.timeout
@@ -352,6 +442,7 @@ class OpenStackTarget:
                     "E1210", f"OpenStack host {host}: stack {name} did not reach {goal} "
                              f"within {self.timeout:g}s (still {stack.status})",
                     hint="raise --stack-timeout, or check the cloud's Heat engine")])
+            check()
             time.sleep(self.poll)
 
     # ------------------------------------------------------------------ status
@@ -362,8 +453,9 @@ class OpenStackTarget:
     def _status(self, store: StateStore) -> list[StatusRow]:
         rows = []
         wanted = {h.name: h for h in self._hosts()}
-        for name in dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]):
-            rec = store.unit(TARGET, name)
+        recorded = store.units(TARGET, RECORD_SCHEMA)
+        for name in dict.fromkeys([*wanted, *(u.name for u in recorded)]):
+            rec = store.unit(TARGET, name, RECORD_SCHEMA)
             host = wanted.get(name)
             cloud = host.cloud if host else rec.data.get("cloud")
             sname = rec.data["stack_name"] if rec else stack_name(self.build.program, name)

@@ -27,6 +27,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from .state import StateStore, UnitUpdate
 from .status import StatusRow
 from .transaction import Transaction
 
-__all__ = ["OsmTarget", "TARGET", "ns_name", "parse_vlds"]
+__all__ = ["OsmTarget", "TARGET", "RECORD_SCHEMA", "ns_name", "parse_vlds"]
 
 TARGET = "osm"
 Progress = Callable[[str], None]
@@ -53,6 +54,9 @@ _NS_CONTENT = "/osm/nslcm/v1/ns_instances_content"
 _OPS = "/osm/nslcm/v1/ns_lcm_op_occs"
 _VIMS = "/osm/admin/v1/vim_accounts"
 _DONE, _FAILED = {"COMPLETED"}, {"FAILED", "FAILED_TEMP", "PARTIALLY_COMPLETED", "ROLLED_BACK"}
+# An NS in these states is not the one deployed: it is replaced (a killed run may have
+# left it terminating)
+_UNWELL = ("BROKEN", "failed", "TERMINATING", "TERMINATED", "NOT_INSTANTIATED")
 
 
 def ns_name(program: str, service: str, host: str) -> str:
@@ -74,10 +78,33 @@ def parse_vlds(values: tuple[str, ...] | list[str]) -> dict[str, str]:
     return out
 
 
+def _refused(e: OsmError) -> bool:
+    """Did the NBI refuse the request (4xx), so that it did nothing?"""
+    return e.status is not None and 400 <= e.status < 500
+
+
 def _failed(unit: str, what: str, e: OsmError, hint: str | None = None) -> CompileError:
     return CompileError([error("E1219", f"OSM {unit}: {what} failed: {e}", hint=hint or (
         "check the NBI's address and the account (OSM_HOSTNAME, OSM_USER, OSM_PROJECT)"
         if e.status in (None, 401, 403) else None))])
+
+
+# What an NS unit's record holds (the store checks it before anything reads it).
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["ns_name", "nsd", "vim_account", "vim_account_id", "files", "vnf_packages"],
+    "properties": {
+        "ns_name": {"type": "string", "minLength": 1},
+        "nsd": {"type": "string", "minLength": 1},
+        "vim_account": {"type": "string"},
+        "vim_account_id": {"type": "string"},
+        "vlds": {"type": "object", "additionalProperties": {"type": "string"}},
+        "files": {"type": "object", "additionalProperties": {"type": "string"}},
+        "vnf_packages": {"type": "object", "additionalProperties": {"type": "string"}},
+        "nsd_uuid": {"type": ["string", "null"]},
+        "nsr_id": {"type": ["string", "null"]},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -173,7 +200,8 @@ class OsmTarget:
 
     def _plan(self, store: StateStore, destroy: bool) -> list[UnitPlan]:
         wanted = {} if destroy else self._wanted()
-        names = list(dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]))
+        recorded = store.units(TARGET, RECORD_SCHEMA)
+        names = list(dict.fromkeys([*wanted, *(u.name for u in recorded)]))
         self._check_vlds(wanted)
         vims = self._vim_accounts(wanted) if wanted else {}
         return [self._plan_one(n, wanted.get(n), store, vims) for n in names]
@@ -254,7 +282,7 @@ class OsmTarget:
 
     def _plan_one(self, unit: str, w: _Wanted | None, store: StateStore,
                   vims: Mapping[str, tuple[str, str]]) -> UnitPlan:
-        rec = store.unit(TARGET, unit)
+        rec = store.unit(TARGET, unit, RECORD_SCHEMA)
         old = dict(rec.data) if rec else None
         name = (old or {}).get("ns_name") or ns_name(self.build.program, w.service, w.host)
         live = self._live(unit, old, name)
@@ -262,7 +290,7 @@ class OsmTarget:
         state = _ns_state(live)
         if old is not None and live is None:
             drift.append(Change(DELETE, f"NS {name}", drift="deleted out of band"))
-        elif live is not None and state in ("BROKEN", "failed"):
+        elif live is not None and state in _UNWELL:
             drift.append(Change(MODIFY, f"NS {name}",
                                 drift=f"{state}: {live.get('detailed-status') or ''}".strip()))
         if w is None:  # destroy, or the NSD left the build
@@ -283,7 +311,7 @@ class OsmTarget:
         if old is None:
             change = Change(ADD, f"NS {name} ({n} VNF package(s) and an NS package) on VIM "
                                  f"account {vim}")
-        elif live is None or rec.fingerprint != digest or state in ("BROKEN", "failed"):
+        elif live is None or rec.fingerprint != digest or state in _UNWELL:
             change = Change(MODIFY, f"NS {name} ({n} VNF package(s) and an NS package) on VIM "
                                     f"account {vim}: removed and deployed again",
                             before=f"{state or 'gone'}, packages {rec.fingerprint[:12]}")
@@ -308,20 +336,55 @@ class OsmTarget:
                 UnitUpdate(TARGET, p.unit, None)
         if p.action in ("replace", "delete"):
             old = p.old
-            # Journalled first: if the removal stops half-way, the rollback still brings
+            # Announced first: if the removal stops half-way, the rollback still brings
             # the old NS back (and does nothing if it is still whole).
-            tx.record(label, f"deploy NS {old['ns_name']} again from its recorded packages",
-                      lambda: self._restore(p.unit, old, progress))
-            self._remove(p.unit, old, progress)
+            with tx.step(TARGET, label, f"deploy NS {old['ns_name']} again from its "
+                                        "recorded packages",
+                         {"kind": "restore", "unit": p.unit, "old": dict(old)}):
+                self._remove(p.unit, old, progress, check=tx.check)
             if p.action == "delete":
                 return UnitUpdate(TARGET, p.unit, None)
         data = self._create(p.unit, p.files, p.ns_name, p.vim_account, p.vim_account_id,
                             p.vlds, progress, tx)
         return UnitUpdate(TARGET, p.unit, p.fingerprint, data)
 
+    def undo(self, spec: Mapping) -> None:
+        """Undo one recorded step: delete a package the run onboarded (by its id, or by its
+        descriptor id when the run was killed before OSM answered), terminate an NS it
+        instantiated (by id, else by name), or deploy a removed NS again from its record."""
+        try:
+            kind, unit = spec["kind"], spec["unit"]
+            if kind == "restore":
+                self._restore(unit, spec["old"], lambda _: None)
+            elif kind == "package":
+                if spec["uuid"]:
+                    self._delete(unit, f"{spec['path']}/{spec['uuid']}", spec["what"])
+                    return
+                try:
+                    found = self.nbi.find(spec["path"], id=spec["descriptor"])
+                except OsmError as e:
+                    raise _failed(unit, f"looking up {spec['what']}", e) from None
+                for f in found:
+                    self._delete(unit, f"{spec['path']}/{f['_id']}", spec["what"])
+            elif kind == "ns":
+                if spec["nsr_id"]:
+                    ids = [spec["nsr_id"]]
+                else:
+                    try:
+                        ids = [n["_id"] for n in self._find_ns(spec["name"])]
+                    except OsmError as e:
+                        raise _failed(unit, f"looking up NS {spec['name']}", e) from None
+                for nsr_id in ids:
+                    self._terminate(unit, nsr_id, spec["name"], lambda _: None)
+            else:
+                raise KeyError(kind)
+        except (KeyError, TypeError) as e:
+            raise CompileError([error("E1219", f"a write-ahead step of OSM cannot be read: "
+                                               f"{e!r}")]) from None
+
     def _restore(self, unit: str, old: Mapping, progress: Progress) -> None:
         live = self._find_ns(old["ns_name"])
-        if live and _ns_state(live[0]) not in ("BROKEN", "failed") and \
+        if live and _ns_state(live[0]) == "READY" and \
                 self._packages_present(old):
             return
         self._remove(unit, old, progress)
@@ -335,66 +398,78 @@ class OsmTarget:
     def _create(self, unit: str, files: Mapping[str, str], name: str, vim: str, vim_id: str,
                 vlds: Mapping[str, str], progress: Progress,
                 tx: Transaction | None) -> dict:
-        """Onboard, instantiate, wait; journal each undo in ``tx`` (None: a rollback's own
-        redeploy, which cleans up after itself if it fails)."""
+        """Onboard, instantiate, wait; announce each step with its undo in ``tx`` (None: a
+        rollback's own redeploy, which removes what it did if it fails)."""
         label = f"{TARGET} {unit}"
-        done: list[tuple[str, Callable[[], None]]] = []
+        done: list[Mapping] = []  # without tx: the undos of the steps begun
 
-        def journal(what: str, undo: Callable[[], None]) -> None:
+        @contextmanager
+        def announce(what: str, spec: dict):
             if tx is not None:
-                tx.record(label, what, undo)
-            else:
-                done.append((what, undo))
+                with tx.step(TARGET, label, what, spec) as step:
+                    yield step
+                return
+            holder = _Held(spec)
+            done.append(holder)
+            yield holder
 
+        check = tx.check if tx is not None else (lambda: None)
         vnfs, ns = _packages(files)
         data = {"ns_name": name, "nsd": ns.descriptor_id, "vim_account": vim,
                 "vim_account_id": vim_id, "vlds": dict(vlds), "files": dict(files),
                 "vnf_packages": {}, "nsd_uuid": None, "nsr_id": None}
+        def onboard(path: str, pkg: Package) -> str:
+            what = f"{pkg.kind.upper()} package {pkg.descriptor_id}"
+            spec = {"kind": "package", "unit": unit, "path": path, "what": what,
+                    "descriptor": pkg.descriptor_id, "uuid": None}
+            with announce(f"delete {what}", spec) as step:
+                uuid = self._upload(unit, f"{path}_content", pkg, step)
+                step.amend({**spec, "uuid": uuid}, f"delete {what} ({uuid})")
+            progress(f"{unit}: {what} onboarded ({uuid})")
+            return uuid
+
         try:
             for pkg in vnfs:
-                uuid = self._upload(unit, f"{_VNF_PKGS}_content", pkg)
-                data["vnf_packages"][pkg.descriptor_id] = uuid
-                progress(f"{unit}: VNF package {pkg.descriptor_id} onboarded ({uuid})")
-                journal(f"delete VNF package {pkg.descriptor_id} ({uuid})",
-                        lambda u=uuid, d=pkg.descriptor_id: self._delete(
-                            unit, f"{_VNF_PKGS}/{u}", f"VNF package {d}"))
-            uuid = self._upload(unit, f"{_NS_PKGS}_content", ns)
-            data["nsd_uuid"] = uuid
-            progress(f"{unit}: NS package {ns.descriptor_id} onboarded ({uuid})")
-            journal(f"delete NS package {ns.descriptor_id} ({uuid})",
-                    lambda u=uuid: self._delete(unit, f"{_NS_PKGS}/{u}",
-                                                f"NS package {ns.descriptor_id}"))
+                data["vnf_packages"][pkg.descriptor_id] = onboard(_VNF_PKGS, pkg)
+            uuid = data["nsd_uuid"] = onboard(_NS_PKGS, ns)
             body = {"nsName": name, "nsdId": uuid, "vimAccountId": vim_id,
                     "nsDescription": f"mosaico: {ns.descriptor_id}"}
             if vlds:
                 body["vld"] = [{"name": k, "vim-network-name": v}
                                for k, v in sorted(vlds.items())]
-            try:
-                answer = self.nbi.post(_NS_CONTENT, body) or {}
-            except OsmError as e:
-                raise _failed(unit, f"instantiating NS {name}", e) from None
-            nsr_id, op_id = answer.get("id"), answer.get("nslcmop_id")
-            if not nsr_id:
-                raise CompileError([error("E1219", f"OSM {unit}: instantiating NS {name}: "
-                                                   "the NBI answered no NS id")])
-            data["nsr_id"] = nsr_id
-            journal(f"terminate and delete NS {name} ({nsr_id})",
-                    lambda: self._terminate(unit, nsr_id, name, progress))
-            progress(f"{unit}: NS {name} instantiating ({nsr_id}) on VIM account {vim}")
-            self._wait_op(unit, op_id, f"instantiation of NS {name}", progress)
-        except BaseException:
-            for _what, undo in reversed(done):  # a rollback's redeploy: leave nothing
+            spec = {"kind": "ns", "unit": unit, "name": name, "nsr_id": None}
+            with announce(f"terminate and delete NS {name}", spec) as step:
                 try:
-                    undo()
+                    answer = self.nbi.post(_NS_CONTENT, body) or {}
+                except OsmError as e:
+                    if _refused(e):
+                        step.discard()  # nothing was instantiated
+                    raise _failed(unit, f"instantiating NS {name}", e) from None
+                nsr_id, op_id = answer.get("id"), answer.get("nslcmop_id")
+                if not nsr_id:
+                    raise CompileError([error("E1219", f"OSM {unit}: instantiating NS "
+                                                       f"{name}: the NBI answered no NS id")])
+                step.amend({**spec, "nsr_id": nsr_id},
+                           f"terminate and delete NS {name} ({nsr_id})")
+                data["nsr_id"] = nsr_id
+                progress(f"{unit}: NS {name} instantiating ({nsr_id}) on VIM account {vim}")
+                self._wait_op(unit, op_id, f"instantiation of NS {name}", progress,
+                              check=check)
+        except BaseException:
+            for held in reversed([h for h in done if not h.discarded]):  # leave nothing
+                try:
+                    self.undo(held.spec)
                 except Exception:  # the error that stopped the redeploy is the one to report
                     pass
             raise
         return data
 
-    def _upload(self, unit: str, path: str, pkg: Package) -> str:
+    def _upload(self, unit: str, path: str, pkg: Package, step) -> str:
         try:
             answer = self.nbi.upload(path, pkg.filename, pkg.data, pkg.md5) or {}
         except OsmError as e:
+            if _refused(e):
+                step.discard()  # nothing was onboarded: its undo must not look for it
             raise _failed(unit, f"onboarding {pkg.kind.upper()} package {pkg.descriptor_id}",
                           e, hint="OSM's message says which rule of its model or NBI the "
                                   "descriptor breaks" if e.status == 422 else None) from None
@@ -410,7 +485,8 @@ class OsmTarget:
             if e.status != 404:
                 raise _failed(unit, f"deleting {what}", e) from None
 
-    def _remove(self, unit: str, rec: Mapping, progress: Progress) -> None:
+    def _remove(self, unit: str, rec: Mapping, progress: Progress,
+                check: Callable[[], None] = lambda: None) -> None:
         """Terminate the unit's NS and delete its packages — found by the recorded NS name
         and descriptor ids, which the store says are mosaico's (ids change when a rollback
         deploys them again); what is gone already is skipped."""
@@ -422,14 +498,15 @@ class OsmTarget:
         except OsmError as e:
             raise _failed(unit, f"looking up NS {rec['ns_name']}", e) from None
         for ns in nss:
-            self._terminate(unit, ns["_id"], rec["ns_name"], progress)
+            self._terminate(unit, ns["_id"], rec["ns_name"], progress, check)
         for nsd in nsds:
             self._delete(unit, f"{_NS_PKGS}/{nsd['_id']}", f"NS package {rec['nsd']}")
         for vnfd, found in vnfs:
             self._delete(unit, f"{_VNF_PKGS}/{found['_id']}", f"VNF package {vnfd}")
         progress(f"{unit}: NS {rec['ns_name']} and its packages removed")
 
-    def _terminate(self, unit: str, nsr_id: str, name: str, progress: Progress) -> None:
+    def _terminate(self, unit: str, nsr_id: str, name: str, progress: Progress,
+                   check: Callable[[], None] = lambda: None) -> None:
         """Terminate and delete the NS (OSM terminates before it deletes), and wait until
         the record is gone."""
         try:
@@ -440,7 +517,7 @@ class OsmTarget:
             raise _failed(unit, f"terminating NS {name}", e) from None
         op_id = (answer or {}).get("_id") or (answer or {}).get("id")
         if op_id:
-            self._wait_op(unit, op_id, f"termination of NS {name}", progress)
+            self._wait_op(unit, op_id, f"termination of NS {name}", progress, check)
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -454,9 +531,11 @@ class OsmTarget:
                 raise CompileError([error(
                     "E1220", f"OSM {unit}: NS {name} was not deleted within "
                              f"{self.timeout:g}s", hint="check OSM's LCM (osm ns-op-list)")])
+            check()
             time.sleep(self.poll)
 
-    def _wait_op(self, unit: str, op_id: str | None, what: str, progress: Progress) -> None:
+    def _wait_op(self, unit: str, op_id: str | None, what: str, progress: Progress,
+                 check: Callable[[], None] = lambda: None) -> None:
         if not op_id:
             return
         deadline = time.monotonic() + self.timeout
@@ -483,6 +562,7 @@ class OsmTarget:
                     "E1220", f"OSM {unit}: {what} did not complete within "
                              f"{self.timeout:g}s (still {state})",
                     hint="raise --stack-timeout, or check OSM's LCM and the VIM")])
+            check()
             time.sleep(self.poll)
 
     # ------------------------------------------------------------------ status
@@ -493,9 +573,10 @@ class OsmTarget:
     def _status(self, store: StateStore) -> list[StatusRow]:
         rows = []
         wanted = self._wanted()
-        for unit in dict.fromkeys([*wanted, *(u.name for u in store.units(TARGET))]):
+        recorded = store.units(TARGET, RECORD_SCHEMA)
+        for unit in dict.fromkeys([*wanted, *(u.name for u in recorded)]):
             host, _, service = unit.partition("/")
-            rec = store.unit(TARGET, unit)
+            rec = store.unit(TARGET, unit, RECORD_SCHEMA)
             if rec is None:
                 rows.append(StatusRow(service, host, TARGET, "not deployed"))
                 continue
@@ -512,6 +593,20 @@ class OsmTarget:
             rows.append(StatusRow(service, host, TARGET, _ns_state(live) or "unknown",
                                   detail=str(live.get("detailed-status") or "")))
         return rows
+
+
+class _Held:
+    """A step of a rollback's own redeploy (no transaction): its undo, kept in memory."""
+
+    def __init__(self, spec: Mapping) -> None:
+        self.spec = dict(spec)
+        self.discarded = False
+
+    def amend(self, spec: Mapping, what: str | None = None) -> None:
+        self.spec = dict(spec)
+
+    def discard(self) -> None:
+        self.discarded = True
 
 
 def _vld_ids(files: Mapping[str, str]) -> set[str]:

@@ -11,6 +11,8 @@ journals the inverse updates, so a failure anywhere rolls the switch back exactl
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,7 +57,7 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from ..backends.p4.metrics import SwitchMetrics
 
-__all__ = ["P4RuntimeTarget", "TARGET"]
+__all__ = ["P4RuntimeTarget", "TARGET", "RECORD_SCHEMA"]
 
 TARGET = "p4runtime"
 _U = p4r.Update
@@ -84,6 +86,32 @@ class _Payload:
     address_given: bool = False
     thrift: str | None = None
     thrift_given: bool = False
+    live_cookie: int | None = None  # the pipeline the switch ran when planned
+
+
+# What a switch's record holds (the store checks it before anything reads it).
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["address", "device_id"],
+    "properties": {
+        "address": {"type": ["string", "null"]},
+        "device_id": {"type": "integer", "minimum": 0},
+        "address_given": {"type": "boolean"},
+        "thrift": {"type": "string"},
+        "thrift_given": {"type": "boolean"},
+        "metrics": {"type": "object"},
+    },
+}
+
+
+def _b64(message) -> str:
+    return base64.b64encode(message.SerializeToString(deterministic=True)).decode()
+
+
+def _unb64(cls, text: str):
+    m = cls()
+    m.ParseFromString(base64.b64decode(text, validate=True))
+    return m
 
 
 def _reset(e: p4r.Entity, schema: Schema | None) -> p4r.Entity:
@@ -133,6 +161,29 @@ def _parse(blob: bytes) -> p4r.Entity:
     return e
 
 
+def _record(store: StateStore, name: str):
+    """The switch's record, checked: its data as :data:`RECORD_SCHEMA` says, its
+    fingerprint a pipeline cookie."""
+    rec = store.unit(TARGET, name, RECORD_SCHEMA)
+    if rec is not None and not rec.fingerprint.isdigit():
+        raise store.malformed(TARGET, name, f"fingerprint {rec.fingerprint!r} is not a "
+                                            "pipeline cookie")
+    return rec
+
+
+def _recorded_entities(store: StateStore, name: str) -> dict[str, p4r.Entity]:
+    out = {}
+    for k, v in store.entities(TARGET, name).items():
+        try:
+            e = _parse(v)
+        except Exception as x:  # protobuf's DecodeError: the bytes are not an Entity
+            raise store.malformed(TARGET, name, f"entity {k!r} does not parse: {x}") from None
+        if e.WhichOneof("entity") is None:
+            raise store.malformed(TARGET, name, f"entity {k!r} is empty")
+        out[k] = e
+    return out
+
+
 class P4RuntimeTarget:
     """Deploys the build's P4 switches over P4Runtime."""
 
@@ -152,7 +203,8 @@ class P4RuntimeTarget:
 
     def _names(self, store: StateStore) -> list[str]:
         names = [s.name for s in self.build.switches] if self.build else []
-        return list(dict.fromkeys([*names, *(u.name for u in store.units(TARGET))]))
+        return list(dict.fromkeys([*names, *(u.name for u in store.units(TARGET,
+                                                                          RECORD_SCHEMA))]))
 
     def _address(self, name: str, store: StateStore) -> tuple[str | None, bool]:
         """Where the switch is, and whether that was given with ``--address``: this run's
@@ -161,7 +213,7 @@ class P4RuntimeTarget:
         if name in self.addresses:
             return self.addresses[name], True
         art = self._artifacts(name)
-        rec = store.unit(TARGET, name)
+        rec = _record(store, name)
         if rec is not None and rec.data.get("address_given") and rec.data.get("address"):
             return rec.data["address"], True
         return (art.address if art else None) or (rec.data.get("address") if rec else
@@ -174,7 +226,7 @@ class P4RuntimeTarget:
         topology's ``thrift_port`` on the P4Runtime address's host, else the recorded one."""
         if name in self.thrift:
             return ThriftSource(self.thrift[name]), True
-        rec = store.unit(TARGET, name)
+        rec = _record(store, name)
         if rec is not None and rec.data.get("thrift_given") and rec.data.get("thrift"):
             return ThriftSource(rec.data["thrift"]), True
         art = self._artifacts(name)
@@ -186,7 +238,7 @@ class P4RuntimeTarget:
 
     def _endpoint(self, name: str, store: StateStore) -> Endpoint:
         art = self._artifacts(name)
-        rec = store.unit(TARGET, name)
+        rec = _record(store, name)
         address, _ = self._address(name, store)
         device_id = art.device_id if art else int(rec.data.get("device_id", 1)) if rec else 1
         if not address:
@@ -291,8 +343,8 @@ class P4RuntimeTarget:
         art = None if destroy else self._artifacts(name)
         destroy = destroy or art is None  # a switch gone from the build: remove what is ours
         ep = self._endpoint(name, store)
-        rec = store.unit(TARGET, name)
-        recorded = {k: _parse(v) for k, v in store.entities(TARGET, name).items()}
+        rec = _record(store, name)
+        recorded = _recorded_entities(store, name)
         desired = self._desired(art) if art else None
         want = dict(desired.entities) if desired else {}
         _, address_given = self._address(name, store)
@@ -404,7 +456,7 @@ class P4RuntimeTarget:
         final = {k: payload(e) for k, e in want.items()}
         return UnitPlan(TARGET, name, tuple(changes), tuple(drift), tuple(notes),
                         _Payload(ep, desired, pipeline_change, tuple(updates), tuple(inverses),
-                                 final, address_given, thrift, thrift_given))
+                                 final, address_given, thrift, thrift_given, live_cookie))
 
     # ------------------------------------------------------------------ apply
 
@@ -428,31 +480,36 @@ class P4RuntimeTarget:
         if plan.empty:
             return record
         conn = await self._connect(ep, primary=True)
-        undo: list[p4r.Update] = []  # inverses of the updates applied so far
+        where = {"switch": ep.name, "address": ep.address, "device_id": ep.device_id}
         try:
+            cookie = p.live_cookie
             restored = False
             if p.pipeline_change:
-                restored = await self._push_pipeline(conn, p, tx, unit, progress)
-            if not restored:
-                # One journal entry per switch; batches append to it as they succeed.
-                tx.record(unit, f"undo the updates written to {ep.name}"
-                          + (" (the new pipeline stays: the switch had none)"
-                             if p.pipeline_change else ""),
-                          lambda: self._write_inverses(ep, undo))
+                restored = await self._push_pipeline(conn, p, tx, unit, where, progress)
+                cookie = p.desired.cookie
             done = 0
             for start in range(0, len(p.updates), self.batch):
                 chunk = p.updates[start:start + self.batch]
                 inv = p.inverses[start:start + self.batch]
-                try:
-                    await conn.write(chunk, batch=len(chunk))
-                except P4RuntimeError as e:
-                    if e.unreachable:
-                        undo += inv  # the batch may be partly applied: undo all of it
-                    else:
-                        failed = {x.index for x in e.errors}
-                        undo += [inv[i] for i in range(len(chunk)) if i not in failed]
-                    raise _write_failed(e, ep, done, len(p.updates), chunk, plan) from None
-                undo += inv
+                # A pipeline restored by its undo takes these entries with it.
+                spec = {"kind": "updates", **where, "cookie": cookie, "covered": restored,
+                        "updates": [_b64(u) for u in inv]}
+                what = (f"undo the updates written to {ep.name}"
+                        f" ({start + 1}-{start + len(chunk)} of {len(p.updates)})"
+                        + (" (the new pipeline stays: the switch had none)"
+                           if p.pipeline_change and not restored else "")
+                        + (": the restored pipeline replaces them" if restored else ""))
+                with tx.step(TARGET, unit, what, spec) as step:
+                    try:
+                        await conn.write(chunk, batch=len(chunk))
+                    except P4RuntimeError as e:
+                        if not e.unreachable:  # refused updates need no undo
+                            failed = {x.index for x in e.errors}
+                            step.amend({**spec, "updates": [
+                                _b64(inv[i]) for i in range(len(chunk)) if i not in failed]})
+                        # unreachable: the batch may be partly applied: undo all of it
+                        raise _write_failed(e, ep, done, len(p.updates), chunk, plan) \
+                            from None
                 done += len(chunk)
                 progress(f"{ep.name}: {done}/{len(p.updates)} updates")
         finally:
@@ -460,8 +517,9 @@ class P4RuntimeTarget:
         return record
 
     async def _push_pipeline(self, conn: SwitchConnection, p: _Payload, tx: Transaction,
-                             unit: str, progress: Progress) -> bool:
-        """Push the new pipeline; journal restoring the old one. False: there was none."""
+                             unit: str, where: Mapping, progress: Progress) -> bool:
+        """Push the new pipeline; announce restoring the old one first. False: there was
+        none (P4Runtime cannot remove a pipeline: the new one stays)."""
         old_cookie, old_cfg = await conn.get_pipeline(full=True)
         snapshot = None
         if old_cfg.p4info.tables:
@@ -470,49 +528,95 @@ class P4RuntimeTarget:
             except SchemaError:
                 old_schema = Schema(p4i.P4Info())  # unreadable: restore its entries only
             snapshot = await take(conn, old_schema)
-        progress(f"{p.endpoint.name}: pushing the forwarding pipeline")
-        try:
-            await conn.set_pipeline(p.desired.schema.p4info, p.desired.device_config,
-                                    p.desired.cookie)
-        except P4RuntimeError as e:
-            if e.code == grpc.StatusCode.PERMISSION_DENIED:
-                raise _lost_primary(e, p.endpoint) from None
-            raise CompileError([error(
-                "E1208", f"switch {p.endpoint.name} rejected the forwarding pipeline: "
-                         f"{e.code.name}: {e.message}",
-                hint="check that p4info.txtpb and the BMv2 JSON come from the same p4c run")]
-            ) from None
         ep = p.endpoint
-        if snapshot is None:
+        progress(f"{ep.name}: pushing the forwarding pipeline")
+        if snapshot is None:  # nothing to restore: P4Runtime cannot remove a pipeline
+            try:
+                await conn.set_pipeline(p.desired.schema.p4info, p.desired.device_config,
+                                        p.desired.cookie)
+            except P4RuntimeError as e:
+                raise _push_failed(e, ep) from None
             return False
-        updates = restore_updates(snapshot)
-
-        async def restore() -> None:
-            async with await connect(ep, timeout=self.timeout) as c:
-                await c.restore_pipeline(old_cfg)
-                await c.write(updates, self.batch)
         # A kind the switch cannot read it cannot be written either (BMv2's registers), so
         # mosaico cannot have changed it; the undo says what it leaves out.
         unread = "".join(f"; {k} not restored ({why})" for k, why in
                          snapshot.unavailable.items())
-        tx.record(unit, f"restore the previous pipeline (cookie {old_cookie}) and its state: "
-                        f"{snapshot.summary()}{unread}", restore)
+        what = (f"restore the previous pipeline (cookie {old_cookie}) and its state: "
+                f"{snapshot.summary()}{unread}")
+        spec = {"kind": "pipeline", **where, "old_cookie": old_cookie,
+                "new_cookie": p.desired.cookie, "config": _b64(old_cfg),
+                "restore": [_b64(u) for u in restore_updates(snapshot)]}
+        with tx.step(TARGET, unit, what, spec) as step:
+            try:
+                await conn.set_pipeline(p.desired.schema.p4info, p.desired.device_config,
+                                        p.desired.cookie)
+            except P4RuntimeError as e:
+                if not e.unreachable:
+                    step.discard()  # refused: the old pipeline still runs, untouched
+                raise _push_failed(e, ep) from None
         return True
 
-    async def _write_inverses(self, ep: Endpoint, inverses: Sequence[p4r.Update]) -> None:
-        if not inverses:
-            return
-        async with await connect(ep, timeout=self.timeout) as c:
-            ups = list(reversed(inverses))
+    async def _reconnect(self, ep: Endpoint) -> SwitchConnection:
+        """Become primary again right after this run's own stream closed: a switch (BMv2)
+        may still hold that stream for a moment and refuse its election id as a duplicate;
+        try again until ``timeout``."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        while True:
             try:
-                await c.write(ups, self.batch)
+                return await connect(ep, timeout=self.timeout)
             except P4RuntimeError as e:
-                # Inverses of updates the failed write never applied find the entity
-                # already as it should be: that is success.
-                ok = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS)
-                if e.errors and all(x.code in ok for x in e.errors):
+                duplicate = e.code == grpc.StatusCode.INVALID_ARGUMENT and \
+                    "already exists" in e.message
+                if not duplicate or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def undo(self, spec: Mapping) -> None:
+        """Undo one recorded step on its switch: write a batch's inverses, or push back the
+        previous pipeline and its state. A switch that no longer runs the pipeline the step
+        wrote to (restarted, or a pipeline pushed since) holds nothing of it: nothing to
+        undo."""
+        try:
+            ep = Endpoint(spec["switch"], spec["address"], int(spec["device_id"]),
+                          self.election_id, self.role, self.tls)
+            kind = spec["kind"]
+            if kind == "updates":
+                ups = [] if spec["covered"] else [_unb64(p4r.Update, u)
+                                                  for u in spec["updates"]]
+                expect = spec["cookie"]
+            else:
+                config = _unb64(p4r.ForwardingPipelineConfig, spec["config"]) \
+                    if spec["config"] else None
+                ups = [_unb64(p4r.Update, u) for u in spec["restore"]]
+                expect = spec["new_cookie"]
+        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+            raise CompileError([error("E1205", f"a write-ahead step of switch "
+                                               f"{spec.get('switch')!r} cannot be read: {e!r}")]
+                               ) from None
+        if kind == "updates" and not ups or kind == "pipeline" and config is None:
+            return
+        try:
+            async with await self._reconnect(ep) as c:
+                live, _ = await c.get_pipeline()
+                if live != expect:
+                    return  # the pipeline this step wrote to is gone, and its state with it
+                if kind == "pipeline":
+                    await c.restore_pipeline(config)
+                    await c.write(ups, self.batch)
                     return
-                raise
+                try:
+                    await c.write(list(reversed(ups)), len(ups))  # one request
+                except P4RuntimeError as e:
+                    # Inverses of updates that never applied (a run killed before its
+                    # write, an undo repeated) find the entity as it should be: success.
+                    ok = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS)
+                    if not (e.errors and all(x.code in ok for x in e.errors)):
+                        raise
+        except P4RuntimeError as e:
+            raise _unreachable(e, ep) if e.unreachable or e.code in (
+                grpc.StatusCode.PERMISSION_DENIED,) else CompileError([error(
+                    "E1207", f"switch {ep.name} refused the undo: {e.code.name}: "
+                             f"{e.message}")]) from None
 
     # ------------------------------------------------------------------ status
 
@@ -533,7 +637,7 @@ class P4RuntimeTarget:
             return None, f"unreadable metrics map: {e}"
 
     async def _status_one(self, name: str, store: StateStore) -> list[StatusRow]:
-        rec = store.unit(TARGET, name)
+        rec = _record(store, name)
         try:
             ep = self._endpoint(name, store)
         except CompileError as e:
@@ -654,6 +758,17 @@ def _unreachable(e: P4RuntimeError, ep: Endpoint) -> CompileError:
         "E1205", f"cannot reach switch {ep.name} at {ep.address}: {e.code.name}: {e.message}",
         hint=f"is the switch running? override its address with --address {ep.name}="
              f"HOST:PORT")])
+
+
+def _push_failed(e: P4RuntimeError, ep: Endpoint) -> CompileError:
+    if e.code == grpc.StatusCode.PERMISSION_DENIED:
+        return _lost_primary(e, ep)
+    if e.unreachable:
+        return _unreachable(e, ep)
+    return CompileError([error(
+        "E1208", f"switch {ep.name} rejected the forwarding pipeline: {e.code.name}: "
+                 f"{e.message}",
+        hint="check that p4info.txtpb and the BMv2 JSON come from the same p4c run")])
 
 
 def _lost_primary(e: P4RuntimeError, ep: Endpoint) -> CompileError:

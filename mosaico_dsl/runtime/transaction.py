@@ -1,64 +1,181 @@
-"""All-or-nothing across targets: an undo journal replayed in reverse on failure.
+"""All-or-nothing across targets: a journal of undos, written ahead, replayed in reverse.
 
 Every step a target applies (a batch of P4Runtime updates, a pipeline push, a stack
-created, a namespace added) records how to undo itself *after* it succeeded. When any later
-step fails, :meth:`Transaction.rollback` runs the recorded undos newest first — across
+created, a namespace added) is announced *before* it runs with :meth:`Transaction.step`:
+what it is and how to undo it, as data (``spec``) that the target's ``undo`` executes. The
+announcement goes to the state store's write-ahead record (durably, before the step) and
+is marked completed after the step. When a later step fails, or a signal asks the run to
+stop, :meth:`Transaction.rollback` undoes every announced step newest first — the one that
+failed too, since it may have done part of its work: undos are idempotent — across
 targets, so a multi-target deploy unwinds in the reverse order it was done. An undo that
-fails is reported, not hidden: the error names what could not be restored.
+fails is reported, not hidden, and its intent stays in the store for the next run to retry.
+A run killed outright (SIGKILL, a power cut) leaves its intents in the store, and the next
+``deploy`` or ``destroy`` undoes them the same way (:func:`.deployment.recover`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["Transaction", "Undo", "RollbackReport"]
+from .faults import Faults
+from .interrupt import Interrupt
+from .state import StateError, WriteAhead
 
-UndoFn = Callable[[], Awaitable[None] | None]
+__all__ = ["Transaction", "Undo", "Step", "RollbackReport", "Undoer"]
+
+# A target's undo of one recorded step: sync (run in a worker thread) or async.
+Undoer = Callable[[Mapping[str, Any]], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Undo:
+    target: str  # the target kind whose ``undo`` runs it
     unit: str  # "p4runtime s1", "openstack nfvi1", "local"
     what: str  # "delete 12 entries", "delete stack mosaico-lab-nfvi1"
-    run: UndoFn
+    spec: Mapping[str, Any]  # how to undo it, as data (also after a restart)
+    seq: int | None = None  # its intent in the write-ahead record
+    n: int = 0  # the step's number in its run (1, 2, ...)
 
 
 @dataclass
 class RollbackReport:
     undone: list[Undo] = field(default_factory=list)
     failed: list[tuple[Undo, str]] = field(default_factory=list)
+    record_kept: str = ""  # why the write-ahead record could not be cleared, if it could not
 
     @property
     def complete(self) -> bool:
         return not self.failed
 
 
-class Transaction:
-    def __init__(self) -> None:
-        self._journal: list[Undo] = []
-        self._lock = asyncio.Lock()
+class Step:
+    """A step being applied: :meth:`amend` replaces its undo once the step knows more (the
+    stack id Heat gave; the updates a switch refused, which need no undo); :meth:`discard`
+    says it did nothing at all (a request refused outright)."""
 
-    def record(self, unit: str, what: str, run: UndoFn) -> None:
-        """Remember how to undo a step that has just succeeded."""
-        self._journal.append(Undo(unit, what, run))
+    def __init__(self, tx: Transaction, undo: Undo) -> None:
+        self._tx, self.undo = tx, undo
+        self.discarded = False
+
+    def amend(self, spec: Mapping[str, Any], what: str | None = None) -> None:
+        u = self.undo
+        self.undo = Undo(u.target, u.unit, what or u.what, dict(spec), u.seq, u.n)
+        self._tx._replace(self.undo)
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
+class Transaction:
+    def __init__(self, undoers: Mapping[str, Undoer], *, record: WriteAhead | None = None,
+                 interrupt: Interrupt | None = None, faults: Faults | None = None) -> None:
+        self._undoers = dict(undoers)
+        self._record = record
+        self._interrupt = interrupt
+        self._faults = faults or Faults.from_env()
+        self._journal: list[Undo] = []
+        self._mutex = threading.Lock()  # steps are announced from worker threads too
+        self.count = 0  # steps announced
 
     @property
     def steps(self) -> tuple[Undo, ...]:
         return tuple(self._journal)
 
-    async def rollback(self) -> RollbackReport:
-        report = RollbackReport()
-        while self._journal:
-            step = self._journal.pop()
+    def check(self) -> None:
+        """Stop here if a signal asked the run to (raises :class:`.interrupt.Interrupted`)."""
+        if self._interrupt is not None:
+            self._interrupt.check()
+
+    @contextmanager
+    def step(self, target: str, unit: str, what: str, spec: Mapping[str, Any]
+             ) -> Iterator[Step]:
+        """Announce a step, run the body, mark it completed. If the body raises, the step
+        stays in the journal (its undo is idempotent and covers a partial step) unless it
+        called :meth:`Step.discard`."""
+        self.check()
+        with self._mutex:
+            self.count += 1
+            n = self.count
+        seq = self._record.write(target, unit, what, spec) if self._record else None
+        undo = Undo(target, unit, what, dict(spec), seq, n)
+        with self._mutex:
+            self._journal.append(undo)
+        self._faults.hit(n, "before", self._interrupt)
+        s = Step(self, undo)
+        try:
+            self.check()  # a signal the fault point sent, or one that came meanwhile
+        except BaseException:
+            self._drop(undo)  # stopped before it ran: nothing to undo
+            raise
+        try:
+            yield s
+        except BaseException:
+            if s.discarded:
+                self._drop(s.undo)
+            raise
+        if s.discarded:
+            self._drop(s.undo)
+            return
+        if s.undo.seq is not None:
+            self._record.complete(s.undo.seq)
+        self._faults.hit(n, "after", self._interrupt)
+
+    def _replace(self, undo: Undo) -> None:
+        with self._mutex:
+            self._journal = [undo if u.n == undo.n else u for u in self._journal]
+        if undo.seq is not None:
+            self._record.amend(undo.seq, undo.spec)
+
+    def _drop(self, undo: Undo) -> None:
+        with self._mutex:
+            self._journal = [u for u in self._journal if u.n != undo.n]
+        if undo.seq is not None:
             try:
-                result = step.run()
-                if inspect.isawaitable(result):
-                    await result
+                self._record.discard([undo.seq])
+            except StateError:
+                pass  # left in the record: its undo is idempotent, the next run repeats it
+
+    async def rollback(self) -> RollbackReport:
+        """Undo every announced step, newest first; clear the write-ahead record of those
+        undone (a failed undo's intent stays, for the next run to retry)."""
+        report = RollbackReport()
+        with self._mutex:
+            journal, self._journal = self._journal, []
+        for step in reversed(journal):
+            try:
+                await run_undo(self._undoers[step.target], step.spec)
             except Exception as e:
-                report.failed.append((step, f"{type(e).__name__}: {e}"))
+                report.failed.append((step, f"{type(e).__name__}: {e}"
+                                      if not _is_diagnostic(e) else _first_message(e)))
             else:
                 report.undone.append(step)
+        if self._record is not None:
+            try:
+                self._record.discard(u.seq for u in report.undone if u.seq is not None)
+            except StateError as e:
+                report.record_kept = e.diagnostics[0].message
         return report
+
+
+async def run_undo(undoer: Undoer, spec: Mapping[str, Any]) -> None:
+    """Run one undo: an async one on the loop, a blocking one in a worker thread."""
+    if inspect.iscoroutinefunction(undoer):
+        await undoer(spec)
+        return
+    result = await asyncio.to_thread(undoer, spec)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _is_diagnostic(e: BaseException) -> bool:
+    return hasattr(e, "diagnostics")
+
+
+def _first_message(e: BaseException) -> str:
+    return "; ".join(d.message for d in e.diagnostics)  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from fault_support import after_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "vnf"))
 from osm_nbi_rules import nsd_problems, vnfd_problems
@@ -65,6 +66,11 @@ class FakeNbi:
     # ------------------------------------------------------------------ dispatch
 
     def handle(self, request, context):
+        answer = self._answer(request, context)
+        after_request(self)  # a forked client's fake: saved, and maybe the client killed
+        return answer
+
+    def _answer(self, request, context):
         self.count += 1
         path = request.path_url.split("?")[0]
         self.log.append((request.method, request.path_url))

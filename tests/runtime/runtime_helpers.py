@@ -205,10 +205,12 @@ def flagship_build(out: Path) -> Path:
 
 
 def start_bmv2(log_dir: Path, device_id: int = 1, *target_args: str,
-               interfaces: tuple[str, ...] = ()) -> Bmv2:
+               interfaces: tuple[str, ...] = (), ports: tuple[int, int] | None = None
+               ) -> Bmv2:
     """``simple_switch_grpc`` without a program, on free loopback ports (other tests run
-    BMv2 at the same time), waiting until its P4Runtime server listens."""
-    grpc_port, thrift_port = free_port(), free_port()
+    BMv2 at the same time) or ``ports`` (gRPC, Thrift: a switch started again where it
+    was), waiting until its P4Runtime server listens."""
+    grpc_port, thrift_port = ports or (free_port(), free_port())
     cmd = [shutil.which("simple_switch_grpc"), "--no-p4", "--device-id", str(device_id),
            "--thrift-port", str(thrift_port), "--log-file", str(log_dir / "bmv2"),
            # the default IPC path is per device id, in /tmp: other switches may hold it

@@ -89,8 +89,11 @@ def test_namespace_that_already_exists(compiled, prefix, state_path):
     assert f"+ namespace {prefix}s2 (switch s2) — exists already, not created by mosaico" \
         in r.output
     assert "error[E1211]: local target: namespaces already exist" in r.output
-    assert "mosaico destroy --target local" in r.output
-    assert "error[E1212]: deploy failed and was rolled back" in r.output
+    assert "neither the state store nor its write-ahead record lists them" in r.output
+    assert "--local-prefix" in r.output.split("hint:")[-1]
+    # Nothing was changed, and no rollback is claimed (issue 16: E1212 when nothing was).
+    assert "error[E1212]" not in r.output
+    assert "nothing had been changed on any target" in r.output
     assert namespaces(prefix) == {f"{prefix}s2"}, "only the foreign namespace remains"
     with StateStore(state_path) as store:
         assert store.units() == []

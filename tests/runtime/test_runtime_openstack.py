@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests_mock
 from click.testing import CliRunner
+from fault_support import after_request
 from openstack.fixture.connection import ConnectionFixture
 from openstack.orchestration.util import template_format
 from runtime_helpers import ROOT, insert, lab_entries, make_build, route_entry
@@ -65,6 +66,11 @@ class Heat:
                      if key in (s["id"], s["stack_name"])), None)
 
     def handle(self, request, context):
+        answer = self._answer(request, context)
+        after_request(self)  # a forked client's fake: saved, and maybe the client killed
+        return answer
+
+    def _answer(self, request, context):
         self.count += 1
         path = request.path_url.split(f"/v1/{PROJECT}", 1)[1]
         self.log.append((request.method, path))
@@ -422,3 +428,82 @@ def test_credentials_reach_no_log_and_no_file(heat, os_build, state_path, caplog
         "DEBUG logging of the HTTP requests was on"
     assert PASSWORD not in caplog.text and PASSWORD not in str(info.value)
     assert PASSWORD.encode() not in state_path.read_bytes()
+
+
+# --------------------------------------------------------------------------- killed clients
+# The HTTP-boundary part of the fault-injection suite (tests/runtime/test_runtime_recovery.py):
+# the client is a forked copy of this process, killed once Heat answered its k-th request
+# (the request took effect; the client never learnt its answer). Heat's state outlives it.
+
+
+def _deploy_in(state_path, build):
+    def work():
+        with StateStore(state_path) as store:
+            asyncio.run(rt.deploy(targets(build), store))
+    return work
+
+
+def _live(heat) -> list[dict]:
+    return [s for s in heat.stacks.values() if s["stack_status"] != "DELETE_COMPLETE"]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_killed_creating_a_stack_is_recovered(heat, os_build, state_path, tmp_path, k):
+    """Killed after the plan's lookup (1), after Heat created the stack but before the
+    client had its id (2), after it completed but before the store recorded it (3): destroy
+    finds it (by name when the id never arrived) and deletes it; deploying again makes
+    exactly one stack, recorded."""
+    from fault_support import killed_client
+
+    b = os_build()
+    assert killed_client(heat, k, _deploy_in(state_path, b), tmp_path) == -9
+    with StateStore(state_path) as store:
+        assert store.units() == []
+        assert len(store.intents()) == (k > 1)
+        asyncio.run(rt.destroy(targets(None), store))
+        assert store.intents() == [] and _live(heat) == []
+        asyncio.run(rt.deploy(targets(b), store))
+        (stack,) = _live(heat)
+        assert store.unit("openstack", "nfvi1").data["stack_id"] == stack["id"]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_killed_updating_a_stack_is_reverted(heat, os_build, state_path, tmp_path, k):
+    with StateStore(state_path) as store:
+        asyncio.run(rt.deploy(targets(os_build()), store))
+    (stack,) = _live(heat)
+    before = json.dumps(stack["template"], sort_keys=True)
+    changed = os_build(stack=STACK_YAML.replace(b"m1.small", b"m1.medium"), name="b2")
+    from fault_support import killed_client
+
+    assert killed_client(heat, heat.count + k, _deploy_in(state_path, changed),
+                         tmp_path) == -9
+    with StateStore(state_path) as store:
+        again = asyncio.run(rt.deploy(targets(os_build()), store))
+        assert not again.changed, "recovered: the stack runs the recorded template again"
+        assert store.intents() == []
+    (stack,) = _live(heat)
+    assert json.dumps(stack["template"], sort_keys=True) == before
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_signal_while_a_stack_is_created_rolls_back(heat, os_build, state_path, tmp_path,
+                                                     sig):
+    """SIGINT, SIGTERM or SIGHUP once Heat took the create: the client stops waiting,
+    deletes the stack and exits with 128 + the signal."""
+    import signal
+
+    from fault_support import killed_client
+
+    b = os_build()
+    heat.settle = 3
+
+    def work():
+        cli.main(["deploy", str(b), "--target", "openstack", "--state", str(state_path),
+                  "--stack-poll", "0.01"], prog_name="mosaico")
+    signum = getattr(signal, sig)
+    assert killed_client(heat, 2, work, tmp_path, sig=signum) == 128 + signum
+    assert _live(heat) == []
+    with StateStore(state_path) as store:
+        assert store.intents() == [] and store.units() == []
+        assert store.history()[0][4] == "rolled back"

@@ -341,3 +341,116 @@ def test_cli_refuses_a_build_without_osm_descriptors(tmp_path, state_path):
                                    str(state_path)])
     assert out.exit_code == 1
     assert "error[E1215]" in out.output and "has no OSM descriptors" in out.output
+
+
+# --------------------------------------------------------------------------- killed clients
+# The HTTP-boundary part of the fault-injection suite (tests/runtime/test_runtime_recovery.py):
+# the client is a forked copy of this process, killed (SIGKILL) once the NBI answered its
+# k-th request — the request took effect, the client never learnt its answer. The NBI's
+# state outlives it.
+
+
+def _deploy_in(state_path: Path, build: Path):
+    def work():
+        with StateStore(state_path) as store:
+            asyncio.run(rt.deploy(targets(build), store))
+    return work
+
+
+def _requests_of(nbi: FakeNbi, work) -> int:
+    """How many requests ``work`` makes (run once, then undone by the caller)."""
+    start = nbi.count
+    work()
+    return nbi.count - start
+
+
+def test_killed_at_each_request_of_a_first_deploy(nbi, tmp_path):
+    """At every request: destroy removes every package and NS the killed client onboarded
+    or instantiated — also one whose id it never learnt (found by descriptor id or name) —
+    so that the next deploy is not refused as "not mosaico's" (E1222)."""
+    from fault_support import killed_client
+
+    b = _build(tmp_path)
+    total = _requests_of(nbi, _deploy_in(tmp_path / "probe.db", b))
+    with StateStore(tmp_path / "probe.db") as store:
+        asyncio.run(rt.destroy(targets(None), store))
+    assert total > 10
+    for k in range(1, total + 1):
+        state = tmp_path / f"state-{k}.db"
+        start = nbi.count
+        assert killed_client(nbi, start + k, _deploy_in(state, b), tmp_path) == -9, k
+        with StateStore(state) as store:
+            assert store.units() == [], k
+            asyncio.run(rt.destroy(targets(None), store))
+            assert store.intents() == [], k
+        assert (nbi.vnfds, nbi.nsds, nbi.nsrs) == ({}, {}, {}), k
+    with StateStore(tmp_path / "last.db") as store:
+        asyncio.run(rt.deploy(targets(b), store))
+    assert [n["nsState"] for n in nbi.nsrs.values()] == ["READY"]
+
+
+def test_killed_at_each_request_of_a_replacement(nbi, tmp_path, state_path):
+    """The NS of build A runs; deploying B (which replaces it) is killed at every request;
+    the next deploy of A first undoes B's steps and brings A's NS back from the record,
+    and then has nothing to change."""
+    from fault_support import killed_client
+
+    a = _build(tmp_path)
+    b = _build(tmp_path, "b2", PROGRAM.read_text().replace("burst: 200", "burst: 300"))
+    _deploy_in(state_path, a)()
+    total = _requests_of(nbi, _deploy_in(state_path, b))  # what a replacement costs
+    _deploy_in(state_path, a)()  # and back
+    for k in range(1, total + 1):
+        start = nbi.count
+        assert killed_client(nbi, start + k, _deploy_in(state_path, b), tmp_path) == -9, k
+        with StateStore(state_path) as store:
+            again = asyncio.run(rt.deploy(targets(a), store))
+            assert store.intents() == [], k
+        (ns,) = _ns_of(nbi)
+        assert ns["nsState"] == "READY", k
+        vnfd = next(r for r in nbi.vnfds.values() if r["id"] == "web_ll-1-ratelimit")
+        assert "burst 200 packets" in vnfd["_admin"]["files"][
+            "web_ll-1-ratelimit/cloud_init/web_ll-1-ratelimit.cfg"], k
+        assert not again.changed, k
+
+
+def test_a_refused_upload_is_not_undone(nbi, tmp_path, state_path):
+    """A package with the build's descriptor id appears between the plan and the upload
+    (another OSM user): OSM refuses the upload (409), and the rollback — which finds a
+    package whose id it never learnt by its descriptor id — must not delete theirs."""
+    b = _build(tmp_path)
+    with StateStore(state_path) as store:
+        the_plan = asyncio.run(rt.plan(targets(b), store))
+        nbi.vnfds["theirs"] = {"_id": "theirs", "id": "web_ll-0-blocklist"}
+        with pytest.raises(CompileError) as info:
+            asyncio.run(rt.apply(the_plan, targets(b), store))
+        assert "already exists" in str(info.value)
+        assert store.intents() == []
+    assert list(nbi.vnfds) == ["theirs"] and nbi.nsds == {} and nbi.nsrs == {}
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_signal_while_an_ns_instantiates_rolls_back(nbi, tmp_path, state_path, sig):
+    """A signal once the NBI took the instantiation: the client stops following the
+    operation, terminates the NS, deletes its packages and exits with 128 + the signal."""
+    import signal
+
+    from fault_support import killed_client
+
+    b = _build(tmp_path)
+    start = nbi.count
+    total = _requests_of(nbi, _deploy_in(tmp_path / "probe.db", b))
+    (k,) = [i + 1 for i, (m, p) in enumerate(nbi.log[start:start + total])
+            if m == "POST" and p.endswith("ns_instances_content")]
+    with StateStore(tmp_path / "probe.db") as store:
+        asyncio.run(rt.destroy(targets(None), store))
+    at = nbi.count + k  # the instantiation request of the next deploy
+
+    def work():
+        cli.main(["deploy", str(b), "--target", "osm", "--state", str(state_path),
+                  "--stack-poll", "0.01"], prog_name="mosaico")
+    signum = getattr(signal, sig)
+    assert killed_client(nbi, at, work, tmp_path, sig=signum) == 128 + signum
+    assert (nbi.vnfds, nbi.nsds, nbi.nsrs) == ({}, {}, {})
+    with StateStore(state_path) as store:
+        assert store.intents() == [] and store.units() == []

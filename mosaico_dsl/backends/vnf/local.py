@@ -33,21 +33,23 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from ...units import Bandwidth, Time
 from . import localswitch
-from ._shell import LocalTargetError, netns_exec, run
+from ._shell import LocalTargetError, NothingDone, netns_exec, run
 from ._templates import render
 from .localplan import LocalPlan, PolicyRoute, RouteEntry
 from .localswitch import RunningSwitch, SwitchProgram
 from .nftlive import delete_tables, differs, live_tables, reload_ruleset, ruleset_tables
 
 __all__ = ["Deployment", "LocalTargetError", "Step", "Changes", "Drift", "ADD", "MODIFY",
-           "DELETE", "apply", "apply_changes", "diff", "undo", "inspect", "reload_ruleset",
+           "DELETE", "apply", "apply_changes", "diff", "undo", "step_to_json",
+           "step_from_json", "inspect", "reload_ruleset",
            "destroy", "read_counters", "load_plan", "namespace_names", "netns_exec",
            "switch_programs", "port_mac"]
 
@@ -278,6 +280,87 @@ class _View:
     rulesets: Mapping[tuple[str, str], _Ruleset] = field(default_factory=dict)
     qdiscs: Mapping[tuple[str, str], _Qdisc] = field(default_factory=dict)
     switches: Mapping[str, _Switch] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- steps as data
+
+
+def step_to_json(step: Step) -> dict:
+    """A step as JSON (the runtime's write-ahead record): enough to :func:`undo` it in
+    another process, after the one that applied it was killed."""
+    return {"op": step.op, "what": step.what, "old": _resource_json(step.old),
+            "new": _resource_json(step.new), "deferred": step.deferred}
+
+
+def step_from_json(doc: Mapping[str, Any]) -> Step:
+    """The inverse of :func:`step_to_json` (``ValueError`` for anything else)."""
+    try:
+        return Step(doc["op"], doc["what"], _resource_from(doc["old"]),
+                    _resource_from(doc["new"]), deferred=bool(doc.get("deferred")))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"not a local target step: {e!r}") from None
+
+
+def _resource_json(r: _Resource | None) -> dict | None:
+    if r is None:
+        return None
+    if isinstance(r, _Netns):
+        body = {"name": r.name, "label": r.label, "forwarding": r.forwarding}
+    elif isinstance(r, _Veth):
+        body = {"a": list(r.a), "b": list(r.b)}
+    elif isinstance(r, _Addressing):
+        body = {"namespace": r.namespace, "forwarding": r.forwarding,
+                "interfaces": [list(i) for i in r.interfaces],
+                "routes": [[x.destination, x.via, x.device] for x in r.routes],
+                "policy_routes": [[x.mark, x.table, x.via, x.device, x.comment]
+                                  for x in r.policy_routes],
+                "ports": [list(x) for x in r.ports],
+                "neighbours": [list(x) for x in r.neighbours]}
+    elif isinstance(r, _Ruleset):
+        body = {"namespace": r.namespace, "path": r.path, "text": r.text}
+    elif isinstance(r, _Qdisc):
+        body = {"namespace": r.namespace, "device": r.device, "rate_bps": r.rate_bps,
+                "delay_ns": r.delay_ns, "scripts": [list(x) for x in r.scripts]}
+    else:
+        body = {"namespace": r.namespace, "node": r.node, "ports": [list(x) for x in r.ports],
+                "program": r.program.to_json()}
+    return {"type": type(r).__name__.lstrip("_").lower(), **body}
+
+
+def _resource_from(doc: Mapping[str, Any] | None) -> _Resource | None:
+    if doc is None:
+        return None
+    kind = doc["type"]
+    if kind == "netns":
+        return _Netns(str(doc["name"]), str(doc["label"]), bool(doc["forwarding"]))
+    if kind == "veth":
+        return _Veth(_pair(doc["a"]), _pair(doc["b"]))
+    if kind == "addressing":
+        return _Addressing(
+            str(doc["namespace"]), bool(doc["forwarding"]),
+            tuple((str(d), str(a), str(p)) for d, a, p in doc["interfaces"]),
+            tuple(RouteEntry(str(d), str(v), str(dev)) for d, v, dev in doc["routes"]),
+            tuple(PolicyRoute(int(m), int(t), str(v), str(d), str(c))
+                  for m, t, v, d, c in doc["policy_routes"]),
+            tuple(_pair(x) for x in doc["ports"]),
+            tuple((str(d), str(a), str(m)) for d, a, m in doc["neighbours"]))
+    if kind == "ruleset":
+        return _Ruleset(str(doc["namespace"]), str(doc["path"]), str(doc["text"]))
+    if kind == "qdisc":
+        rate = doc["rate_bps"]
+        return _Qdisc(str(doc["namespace"]), str(doc["device"]),
+                      None if rate is None else int(rate), int(doc["delay_ns"]),
+                      tuple((str(p), str(t), str(n)) for p, t, n in doc["scripts"]))
+    if kind == "switch":
+        return _Switch(str(doc["namespace"]), str(doc["node"]),
+                       tuple((int(p), str(d)) for p, d in doc["ports"]),
+                       SwitchProgram.from_json(doc["program"]))
+    raise ValueError(f"unknown resource type {kind!r}")
+
+
+def _pair(x) -> tuple[str, str]:
+    a, b = x
+    return (str(a), str(b))
 
 
 def port_mac(address: str) -> str:
@@ -511,7 +594,9 @@ class _Outcome:
     switches: list[RunningSwitch] = field(default_factory=list)
 
 
-Journal = Callable[[str, Callable[[], None]], None]
+# Announces a step before it runs and marks it done after (the runtime's transaction: its
+# write-ahead record); a step that raises stays announced, and its undo covers a partial step.
+Journal = Callable[[Step], AbstractContextManager]
 
 
 def apply(plan: LocalPlan, *, prefix: str | None = None, shape: bool = True,
@@ -523,24 +608,27 @@ def apply(plan: LocalPlan, *, prefix: str | None = None, shape: bool = True,
 
 
 def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deployment:
-    """Run ``changes``. With a ``journal``, each step's undo is handed to it once the step
-    succeeded (the caller rolls back); without, a failure undoes every step done so far,
-    newest first, and re-raises. Namespaces to create must not exist yet."""
+    """Run ``changes``. With a ``journal``, each step runs inside ``journal(step)`` (the
+    caller rolls back, with :func:`undo`); without, a failure undoes every step begun so
+    far, newest first, and re-raises. Namespaces to create must not exist yet."""
     _preflight()
     clash = sorted(set(changes.created) & _existing())
     if clash:
         raise LocalTargetError(f"namespaces already exist: {', '.join(clash)} "
                                "(destroy the previous deployment or use another prefix)")
     out = _Outcome()
-    done: list[Step] = []
+    done: list[Step] = []  # without a journal: the steps begun, undone on a failure
+    journal = journal or (lambda step: _begun(done, step))
     try:
         for step in changes.steps:
-            if not step.deferred:
-                _converge(step.old, step.new, out)
-            if journal is not None:
-                journal(step.undo_what, partial(undo, step))
-            else:
-                done.append(step)
+            _precheck(step)
+            with journal(step) as handle:
+                try:
+                    if not step.deferred:
+                        _converge(step.old, step.new, out)
+                except NothingDone:
+                    handle.discard()
+                    raise
     except BaseException as e:
         failed = []
         for step in reversed(done):
@@ -555,9 +643,63 @@ def apply_changes(changes: Changes, *, journal: Journal | None = None) -> Deploy
                       tuple(dict.fromkeys(out.warnings)), tuple(out.switches))
 
 
+class _Handle:
+    def __init__(self) -> None:
+        self.discarded = False
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
+@contextmanager
+def _begun(done: list[Step], step: Step):
+    """The journal when the caller gives none: a step begun is undone on a failure (its
+    undo also covers a step that failed part-way), unless it did nothing."""
+    done.append(step)
+    handle = _Handle()
+    try:
+        yield handle
+    finally:
+        if handle.discarded:
+            done.remove(step)
+
+
+def _precheck(step: Step) -> None:
+    """Refuse, before a step is announced, what would make its undo remove something
+    mosaico did not create: a link whose device name is taken already. (A namespace to
+    create was checked to be absent before the first step.) An undo of an announced step
+    can then take what it finds for its own, even after the run was killed."""
+    if step.op == ADD and isinstance(step.new, _Veth):
+        # A namespace whose last process just exited (a BMv2 switch stopped in a namespace
+        # deleted by hand) is destroyed asynchronously: its veths' peer ends go a moment
+        # later. Wait for them; a device still there after that is someone else's.
+        deadline = time.monotonic() + 5
+        while taken := [(ns, dev) for ns, dev in (step.new.a, step.new.b)
+                        if _has_device(ns, dev)]:
+            if time.monotonic() > deadline:
+                ns, dev = taken[0]
+                raise LocalTargetError(f"cannot add link {step.new}: {ns} holds a device "
+                                       f"{dev} mosaico did not create (File exists)")
+            time.sleep(0.05)
+
+
 def undo(step: Step) -> None:
-    """Return the resource of ``step`` to its previous state."""
+    """Return the resource of ``step`` to its previous state. Idempotent, and safe for a
+    step that ran part-way or not at all (a run killed after announcing it): what is
+    already as it was is left alone."""
+    if step.new is None and isinstance(step.old, _Netns) and step.old.name in _existing():
+        return  # the namespace to restore is still there: it was never removed
+    if step.new is None and isinstance(step.old, _Veth) and _has_device(*step.old.a):
+        return  # the link to restore is still there
+    if step.new is None and isinstance(step.old, _Switch) and \
+            localswitch.running_program(step.old.namespace) == step.old.program.digest:
+        return  # the switch to restore still runs its program
     _converge(step.new, step.old, _Outcome())
+
+
+def _has_device(namespace: str, device: str) -> bool:
+    return run(["ip", "-n", namespace, "link", "show", "dev", device], check=False
+               ).returncode == 0
 
 
 def _converge(old: _Resource | None, new: _Resource | None, out: _Outcome) -> None:
@@ -587,7 +729,7 @@ def _converge_netns(old: _Netns | None, new: _Netns | None) -> None:
     # A BMv2 switch outlives its namespace deleted by hand (its process keeps the namespace
     # alive, unnamed, with the veths inside): stop it, so the kernel can release them.
     localswitch.stop(real)
-    run(["ip", "netns", "add", real])
+    run(["ip", "netns", "add", real], error=NothingDone)
     run(["ip", "-n", real, "link", "set", "lo", "up"])
     # New devices copy `default`; the effective rp_filter is max(all, device): policy-routed
     # detours come back on other interfaces than the reverse path. Set before any veth.
@@ -612,8 +754,8 @@ def _converge_veth(old: _Veth | None, new: _Veth | None) -> None:
         deadline = time.monotonic() + 5
         while (proc := run(cmd, check=False)).returncode != 0:
             if "File exists" not in proc.stderr or time.monotonic() > deadline:
-                raise LocalTargetError(f"`{' '.join(cmd)}` failed ({proc.returncode}): "
-                                       f"{proc.stderr.strip()}")
+                raise NothingDone(f"`{' '.join(cmd)}` failed ({proc.returncode}): "
+                                  f"{proc.stderr.strip()}")
             time.sleep(0.05)
 
 
@@ -711,8 +853,8 @@ def _converge_ruleset(old: _Ruleset | None, new: _Ruleset | None) -> None:
     if new is None:
         if old is not None:
             delete_tables(old.namespace, old.text)
-    elif old is None:
-        run(netns_exec(new.namespace, "nft", "-f", "-"), stdin=new.text)
+    elif old is None:  # one nft transaction: all of it or nothing
+        run(netns_exec(new.namespace, "nft", "-f", "-"), stdin=new.text, error=NothingDone)
     else:
         reload_ruleset(new.namespace, new.text)
 
@@ -721,8 +863,9 @@ def _converge_qdisc(old: _Qdisc | None, new: _Qdisc | None, out: _Outcome) -> No
     target = new if new is not None else old
     assert target is not None
     ns, dev = target.namespace, target.device
-    if old is not None:
-        run(netns_exec(ns, "tc", "qdisc", "del", "dev", dev, "root"), check=False)
+    # Whatever root the device has goes first — the old queue, or one already there when
+    # an undo repeats a step (a run killed after announcing it): then the new one.
+    run(netns_exec(ns, "tc", "qdisc", "del", "dev", dev, "root"), check=False)
     if new is None:
         return
     if new.rate_bps is None and not new.scripts:
@@ -843,13 +986,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_counters(plan: LocalPlan, *, prefix: str | None = None
+def read_counters(plan: LocalPlan, *, prefix: str | None = None,
+                  skip: set[str] | frozenset[str] = frozenset()
                   ) -> dict[tuple[str, str], tuple[int, int]]:
-    """``(plan namespace, counter name) → (packets, bytes)`` for every listed counter."""
+    """``(plan namespace, counter name) → (packets, bytes)`` for every listed counter, but
+    in the namespaces (real names) to ``skip`` — those known to be gone."""
     names = namespace_names(plan, prefix)
     out: dict[tuple[str, str], tuple[int, int]] = {}
     for ns in plan.namespaces:
-        if not ns.counters:
+        if not ns.counters or names[ns.name] in skip:
             continue
         doc = json.loads(run(netns_exec(names[ns.name], "nft", "-j", "list",
                                         "counters")).stdout)

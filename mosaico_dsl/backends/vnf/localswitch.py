@@ -31,13 +31,14 @@ from pathlib import Path
 from ._shell import LocalTargetError, netns_exec, run
 
 __all__ = ["SwitchProgram", "RunningSwitch", "Cell", "TOOLS", "missing_tools", "run_dir",
-           "load_program", "start", "stop", "running", "read_cells"]
+           "load_program", "start", "stop", "running", "running_program", "read_cells"]
 
 TOOLS = ("simple_switch", "simple_switch_CLI", "p4c-bm2-ss", "ethtool")
 RUN_DIR_ENV = "MOSAICO_RUN_DIR"
 _DEFAULT_ROOT = Path("/run/mosaico")
 _START_TIMEOUT = 60.0  # seconds for BMv2 to answer on its Thrift port (a loaded machine)
 _STOP_TIMEOUT = 10.0
+_DIGEST = "program.sha256"  # in the run directory: the program the switch was started with
 _HANDLE = re.compile(r"Entry has been added with handle (\d+)")
 _COUNTER = (re.compile(r"\((\d+) bytes, (\d+) packets\)"),  # this BMv2's CLI
             re.compile(r"packets=(\d+), bytes=(\d+)"))  # older CLIs: BmCounterValue(...)
@@ -172,6 +173,17 @@ def running(namespace: str) -> int | None:
     return next((p for p in _candidates(namespace) if _alive(p) and _in(p, namespace)), None)
 
 
+def running_program(namespace: str) -> str | None:
+    """The digest of the program the switch in ``namespace`` runs, if one runs there (its
+    run directory records the program it was started with)."""
+    if running(namespace) is None:
+        return None
+    try:
+        return (run_dir(namespace) / _DIGEST).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -255,7 +267,7 @@ def _compile(program: SwitchProgram, d: Path) -> Path:
     try:
         proc = subprocess.run(["p4c-bm2-ss", "--arch", "v1model", "--std", "p4-16", "-o",
                                str(out), program.main], cwd=src, capture_output=True,
-                              text=True, timeout=600)
+                              text=True, timeout=600, process_group=0)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise LocalTargetError(f"p4c-bm2-ss could not compile {program.main}: {e}") from None
     if proc.returncode != 0:
@@ -282,7 +294,8 @@ def cli(namespace: str, thrift_port: int, commands: Sequence[str]) -> list[str]:
         proc = subprocess.run(netns_exec(namespace, "simple_switch_CLI", "--thrift-port",
                                          str(thrift_port)),
                               input="\n".join(commands) + "\n", stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=120, env=env)
+                              stderr=subprocess.STDOUT, text=True, timeout=120, env=env,
+                              process_group=0)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise LocalTargetError(f"simple_switch_CLI in {namespace}: {e}") from None
     chunks = proc.stdout.split("RuntimeCmd: ")
@@ -334,6 +347,7 @@ def start(namespace: str, program: SwitchProgram, ports: Sequence[tuple[int, str
                     + f": {_log_tail(d) or 'no output'}")
             time.sleep(0.05)
         handles = _load(namespace, program)
+        (d / _DIGEST).write_text(program.digest + "\n")
     except BaseException:
         stop(namespace, pid)
         raise
