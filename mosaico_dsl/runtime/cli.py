@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..cli import _guard
-from ..diagnostics import CompileError, error
+from ..diagnostics import CompileError, Note, error
 from .build import Build, load_build, parse_addresses
 from .state import StateStore, default_state_path
 
@@ -317,12 +318,20 @@ def target_group() -> None:
 
 
 @target_group.command("serve")
-@click.argument("switch_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("switch_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--listen", default=None, metavar="HOST:PORT",
               help="Address to serve on (default: the switch's p4runtime address in "
-                   "../ir.json, else 127.0.0.1:9559).")
+                   "../ir.json — for a build directory, the one its switches share — else "
+                   "127.0.0.1:9559).")
 @click.option("--device-id", type=int, default=None,
               help="P4Runtime device id (default: the switch's, else 1).")
+@click.option("--devices", "device_range", default=None, metavar="IDS",
+              help="Host many devices in this one process, each with its own pipeline, "
+                   "entries and arbitration: device ids such as 1-1000 or 1,4,10-19, each "
+                   "starting with DIR's P4Info (or none with --no-pipeline).")
+@click.option("--max-streams", type=click.IntRange(1, 4096), default=None,
+              help="Open StreamChannels admitted at once over all devices (default 16 for "
+                   "one device, 128 for many); each device admits 16.")
 @click.option("--no-pipeline", is_flag=True,
               help="Start without the directory's P4Info: wait for "
                    "SetForwardingPipelineConfig, as a fresh switch does.")
@@ -335,49 +344,155 @@ def target_group() -> None:
                    '"packet_replication": bool, "pipeline": bool}}}); without it only the '
                    'default role (full access) exists.')
 @_guard
-def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None, no_pipeline: bool,
+def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None,
+              device_range: str | None, max_streams: int | None, no_pipeline: bool,
               tls_cert, tls_key, tls_client_ca, roles_file) -> None:
-    """Serve SWITCH_DIR's P4Info as a conforming P4Runtime switch (no data plane)."""
+    """Serve a switch's P4Info as a conforming P4Runtime switch (no data plane).
+
+    DIR is a build's switch directory (BUILD/s1), or a whole build directory: then every
+    switch of the build is one device of this process, with its device id and program —
+    as one multi-device P4Runtime server would host them.
+    """
     from .build import parse_listen
     from .roles import NO_ROLES, RoleConfig, RoleConfigError
-    from .schema import SchemaError, load_p4info
-    from .server import ReferenceTarget, TlsServerConfig, serve
+    from .server import MultiDeviceTarget, TlsServerConfig, serve
 
     d = Path(switch_dir)
-    declared = _declared_switch(d)
-    listen = parse_listen(listen or declared.get("p4runtime") or "127.0.0.1:9559")
+    whole_build = (d / "manifest.json").is_file() and not (d / "p4info.txtpb").is_file()
+    if whole_build and (device_id is not None or device_range):
+        raise CompileError([error(
+            "E1231", "--device-id and --devices serve one switch directory; a build "
+                     "directory's switches keep their own device ids",
+            hint=f"point at {d}/<switch> to serve one program under many device ids")])
+    if device_id is not None and device_range:
+        raise CompileError([error("E1231", "--device-id and --devices are exclusive",
+                                  hint="--devices 1-1000 serves device ids 1 to 1000")])
     try:
         roles = RoleConfig.load(Path(roles_file)) if roles_file else NO_ROLES
     except RoleConfigError as e:
         raise CompileError([error("E1231", f"--roles {e}",
                                   hint="see `mosaico target serve --help` for the format")]
                            ) from None
-    device_id = device_id if device_id is not None else int(declared.get("device_id", 1))
-    p4info = None
-    if not no_pipeline:
-        try:
-            p4info = load_p4info(d / "p4info.txtpb").p4info
-        except FileNotFoundError:
-            raise CompileError([error("E1216", f"{d} has no p4info.txtpb",
-                                      hint="point at BUILD_DIR/<switch>")]) from None
-        except SchemaError as e:
-            raise CompileError([error("E1216", f"{d / 'p4info.txtpb'}: {e}")]) from None
     if bool(tls_cert) != bool(tls_key):
         raise CompileError([error("E1217", "--tls-cert and --tls-key go together")])
     tls = TlsServerConfig(Path(tls_cert), Path(tls_key),
                           Path(tls_client_ca) if tls_client_ca else None) if tls_cert else None
-    target = ReferenceTarget(device_id, p4info, roles=roles)
+    if whole_build:
+        devices, declared_listen, what = _build_devices(d, no_pipeline, roles)
+    else:
+        declared = _declared_switch(d)
+        declared_listen = declared.get("p4runtime")
+        p4info = None if no_pipeline else _switch_p4info(d)
+        ids = _device_ids(device_range) if device_range else [
+            device_id if device_id is not None else int(declared.get("device_id", 1))]
+        multi = MultiDeviceTarget.of(ids, p4info, roles=roles)
+        devices = list(multi.devices.values())
+        what = f"{d.name} (device {ids[0]})" if len(ids) == 1 else \
+            f"{d.name} ({len(ids)} devices, ids {_ranges(ids)})"
+    listen = parse_listen(listen or declared_listen or "127.0.0.1:9559")
+    if len(devices) == 1 and not whole_build:
+        target = devices[0]
+        if max_streams is not None:
+            target.max_streams = max_streams
+    else:
+        target = MultiDeviceTarget(devices, **(
+            {"max_streams": max_streams} if max_streams is not None else {}))
 
     def ready(handle) -> None:
         host = listen.rpartition(":")[0]
-        click.echo(f"reference P4Runtime target {d.name} (device {device_id}) listening on "
-                   f"{host}:{handle.port}", err=True)
+        click.echo(f"reference P4Runtime target {what} listening on {host}:{handle.port}",
+                   err=True)
         sys.stderr.flush()
 
     try:
         serve(target, listen, tls, ready)
     except (OSError, RuntimeError) as e:
         raise CompileError([error("E1231", f"cannot listen on {listen}: {e}")]) from None
+
+
+def _switch_p4info(d: Path):
+    from .schema import SchemaError, load_p4info
+
+    try:
+        return load_p4info(d / "p4info.txtpb").p4info
+    except FileNotFoundError:
+        raise CompileError([error("E1216", f"{d} has no p4info.txtpb",
+                                  hint="point at BUILD_DIR/<switch>, or at BUILD_DIR to "
+                                       "serve all its switches")]) from None
+    except SchemaError as e:
+        raise CompileError([error("E1216", f"{d / 'p4info.txtpb'}: {e}")]) from None
+
+
+def _build_devices(root: Path, no_pipeline: bool, roles):
+    """One device per switch of the build, with its device id and program (switches with
+    the same P4Info share one parse); the address they all declare, if they share one."""
+    from .build import load_build
+    from .schema import SchemaError, load_p4info
+    from .server import Programs, ReferenceTarget
+
+    build = load_build(root)
+    if not build.switches:
+        raise CompileError([error("E1231", f"{root} has no P4 switch (<switch>/p4info.txtpb)",
+                                  hint="compile with the p4 backend")])
+    by_id: dict[int, list[str]] = {}
+    for sw in build.switches:
+        by_id.setdefault(sw.device_id, []).append(sw.name)
+    clash = {i: names for i, names in by_id.items() if len(names) > 1}
+    if clash:
+        raise CompileError([error(
+            "E1231", f"{len(clash)} device id(s) of {root} are given to several switches: "
+                     "one server cannot host them all",
+            notes=[Note(f"device id {i}: {', '.join(n[:5])}" + (" ..." if len(n) > 5 else ""))
+                   for i, n in sorted(clash.items())[:5]],
+            hint="give each switch its own device_id in the topology, or serve each switch "
+                 "directory on its own address")])
+    programs = Programs()
+    parsed: dict[bytes, object] = {}  # P4Info text → its message: parse each text once
+    devices = []
+    for sw in build.switches:
+        p4info = None
+        if not no_pipeline:
+            text = sw.p4info.read_bytes()
+            if text not in parsed:
+                try:
+                    parsed[text] = load_p4info(sw.p4info).p4info
+                except SchemaError as e:
+                    raise CompileError([error("E1216", f"{sw.p4info}: {e}")]) from None
+            p4info = parsed[text]
+        dc = sw.device_config
+        devices.append(ReferenceTarget(sw.device_id, p4info,
+                                       dc.read_bytes() if dc and p4info is not None else b"",
+                                       roles=roles, programs=programs))
+    addresses = {sw.address for sw in build.switches}
+    shared = addresses.pop() if len(addresses) == 1 else None
+    ids = sorted(by_id)
+    return devices, shared, f"{root.name} ({len(devices)} switches, device ids {_ranges(ids)})"
+
+
+def _device_ids(text: str) -> list[int]:
+    """``1-1000`` or ``1,4,10-19`` → the ids, each once; anything else → E1231."""
+    ids: dict[int, None] = {}
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()) or (dash and int(hi) < int(lo)):
+            raise CompileError([error(
+                "E1231", f"--devices {text!r}: {part.strip()!r} is not an id or a range A-B "
+                         "(A <= B)", hint="for example --devices 1-1000 or --devices 1,4,10-19")])
+        for i in range(int(lo), int(hi if dash else lo) + 1):
+            ids[i] = None
+        if len(ids) > 100_000:
+            raise CompileError([error("E1231", f"--devices {text!r} names more than "
+                                               "100,000 devices")])
+    return list(ids)
+
+
+def _ranges(ids: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``1-3,7``."""
+    out: list[str] = []
+    for _, run in itertools.groupby(enumerate(sorted(ids)), key=lambda p: p[1] - p[0]):
+        xs = [x for _, x in run]
+        out.append(f"{xs[0]}-{xs[-1]}" if len(xs) > 1 else str(xs[0]))
+    return ",".join(out)
 
 
 def _declared_switch(d: Path) -> dict:
