@@ -52,6 +52,9 @@ def _options(require_build: bool) -> Callable:
             click.option("--timeout", type=click.FloatRange(0, min_open=True), default=10.0,
                          show_default=True,
                          help="Seconds to wait for a switch to answer."),
+            click.option("--jobs", "-j", type=click.IntRange(1, 1024), default=None,
+                         help="Switches worked on at once (default: 32, or fewer if there "
+                              "are fewer)."),
             click.option("--stack-timeout", type=float, default=1800.0, show_default=True,
                          help="Seconds to wait for an OpenStack stack or an OSM operation "
                               "to settle."),
@@ -156,7 +159,7 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
                 build, tls=_tls(opts["ca"], opts["cert"], opts["key"], opts["tls_server_name"]),
                 election_id=opts["election_id"], role=opts["role"], batch=opts["batch"],
                 timeout=opts["timeout"], addresses=opts["address_map"],
-                thrift=parse_addresses(opts["thrift"], "--thrift")))
+                thrift=parse_addresses(opts["thrift"], "--thrift"), jobs=opts["jobs"]))
         elif kind == "openstack":
             if build is not None and not any(h.platform == "openstack" and h.stack
                                              for h in build.hosts) and not store.units(kind) \
@@ -210,15 +213,21 @@ def _runtime(require_build: bool):
     return wrap
 
 
+_QUIET = click.option("--quiet", "-q", is_flag=True,
+                      help="No progress display (the plan and errors still print).")
+
+
 @click.command("deploy")
 @_options(require_build=True)
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop (same as `plan`).")
+@_QUIET
 @_guard
 @_runtime(require_build=True)
-def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
+def deploy_cmd(build, store, targets, jobs: int | None = None, dry_run: bool = False,
+               quiet: bool = False) -> None:
     """Deploy a build: apply only what differs; roll everything back on failure (or on
     SIGINT, SIGTERM, SIGHUP); first undo what a killed deploy or destroy left."""
-    from ..display.progress import ProgressLines
+    from ..display.progress import DeployProgress
     from .deployment import apply, begin, lock, plan
     from .interrupt import Interrupt
 
@@ -228,16 +237,16 @@ def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
             lock(store)
             click.echo(asyncio.run(plan(targets, store)).render())
             return
-        progress = ProgressLines()
+        progress = DeployProgress(quiet=quiet)
         try:
-            asyncio.run(begin(targets, store, progress=progress))
+            asyncio.run(begin(targets, store, progress=progress, jobs=jobs))
             the_plan = asyncio.run(plan(targets, store))
             progress.close()
             click.echo(the_plan.render())
             if the_plan.empty:
                 click.echo("Nothing to do: the targets already run this build.", err=True)
             result = asyncio.run(apply(the_plan, targets, store, build=build,
-                                       progress=progress, interrupt=interrupt))
+                                       progress=progress, interrupt=interrupt, jobs=jobs))
         finally:
             progress.close()
     if result.changed:
@@ -280,21 +289,22 @@ def status_cmd(build, store, targets, fmt: str = "text") -> None:
 
 @click.command("destroy")
 @_options(require_build=False)
+@_QUIET
 @_guard
 @_runtime(require_build=False)
-def destroy_cmd(build, store, targets) -> None:
+def destroy_cmd(build, store, targets, jobs: int | None = None, quiet: bool = False) -> None:
     """Remove what mosaico deployed (read from the state store), in reverse order, and
     what a killed deploy or destroy left (its write-ahead record)."""
-    from ..display.progress import ProgressLines
+    from ..display.progress import DeployProgress
     from .deployment import destroy
     from .interrupt import Interrupt
 
     interrupt = Interrupt("destroy")
     with interrupt.handling():
-        progress = ProgressLines()
+        progress = DeployProgress(quiet=quiet)
         try:
             result = asyncio.run(destroy(targets, store, progress=progress,
-                                         interrupt=interrupt))
+                                         interrupt=interrupt, jobs=jobs))
         finally:
             progress.close()
     click.echo(result.plan.render())

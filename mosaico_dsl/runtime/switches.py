@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,8 +37,10 @@ from .entities import (
     load_updates,
     payload,
 )
+from .jobs import gather_bounded
 from .p4runtime import (
     DEFAULT_BATCH,
+    Channels,
     Endpoint,
     P4RuntimeError,
     SwitchConnection,
@@ -192,12 +196,18 @@ class P4RuntimeTarget:
     def __init__(self, build: Build | None, *, tls: TlsConfig | None = None,
                  election_id: int = 1, role: str = "", batch: int = DEFAULT_BATCH,
                  timeout: float = 10.0, addresses: Mapping[str, str] | None = None,
-                 thrift: Mapping[str, str] | None = None) -> None:
+                 thrift: Mapping[str, str] | None = None, jobs: int | None = None) -> None:
         self.build = build
         self.tls, self.election_id, self.role = tls, election_id, role
         self.batch, self.timeout = batch, timeout
         self.addresses = dict(addresses or {})
         self.thrift = dict(thrift or {})
+        self.jobs = jobs  # switches planned or read at once (deploy's apply bounds its own)
+        # One gRPC channel per address, shared by the devices behind it.
+        self.channels = Channels()
+        # Parsed P4Infos by file content: a thousand switches running one program parse it
+        # once.
+        self._schemas: dict[bytes, Schema] = {}
 
     # ------------------------------------------------------------------ endpoints
 
@@ -253,9 +263,17 @@ class P4RuntimeTarget:
             return None
         return next((s for s in self.build.switches if s.name == name), None)
 
+    def _schema(self, path: Path) -> Schema:
+        text = path.read_bytes()
+        digest = hashlib.sha256(text).digest()
+        schema = self._schemas.get(digest)
+        if schema is None:
+            schema = self._schemas[digest] = load_p4info(path)
+        return schema
+
     def _desired(self, art: SwitchArtifacts) -> _Desired:
         try:
-            schema = load_p4info(art.p4info)
+            schema = self._schema(art.p4info)
             updates = load_updates(art.entries) if art.entries.is_file() else []
             metrics = _load_metrics(art.metrics) if art.metrics else None
         except (SchemaError, EntriesError, OSError, ValueError, KeyError) as e:
@@ -269,16 +287,35 @@ class P4RuntimeTarget:
 
     async def _connect(self, ep: Endpoint, primary: bool) -> SwitchConnection:
         try:
-            return await connect(ep, primary=primary, timeout=self.timeout)
+            return await connect(ep, primary=primary, timeout=self.timeout,
+                                 channels=self.channels)
         except P4RuntimeError as e:
             raise _unreachable(e, ep) from None
+
+    def _check_devices(self, names: Sequence[str], store: StateStore) -> None:
+        """Two switches at one address with one device id are one device: deploying both
+        would write one program over the other (E1234)."""
+        at: dict[tuple[str, int], list[str]] = {}
+        for n in names:
+            try:
+                ep = self._endpoint(n, store)
+            except CompileError:
+                continue  # no address: E1204 when it is planned
+            at.setdefault((ep.address, ep.device_id), []).append(n)
+        clash = [(k, v) for k, v in at.items() if len(v) > 1]
+        if clash:
+            raise CompileError([error(
+                "E1234", f"switches {', '.join(v)} are the same device: {a} device id {d}",
+                hint="give each switch of a multi-device server its own device_id in the "
+                     "topology (or --address it elsewhere)") for (a, d), v in clash[:5]])
 
     # ------------------------------------------------------------------ plan
 
     async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
         names = self._names(store)
-        results = await asyncio.gather(*(self._plan_one(n, store, destroy) for n in names),
-                                       return_exceptions=True)
+        self._check_devices(names, store)
+        results = await gather_bounded(
+            [functools.partial(self._plan_one, n, store, destroy) for n in names], self.jobs)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             _raise_all(errors)
@@ -563,7 +600,7 @@ class P4RuntimeTarget:
         deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
             try:
-                return await connect(ep, timeout=self.timeout)
+                return await connect(ep, timeout=self.timeout, channels=self.channels)
             except P4RuntimeError as e:
                 duplicate = e.code == grpc.StatusCode.INVALID_ARGUMENT and \
                     "already exists" in e.message
@@ -622,7 +659,11 @@ class P4RuntimeTarget:
 
     async def status(self, store: StateStore) -> list[StatusRow]:
         names = self._names(store)
-        rows = await asyncio.gather(*(self._status_one(n, store) for n in names))
+        rows = await gather_bounded(
+            [functools.partial(self._status_one, n, store) for n in names], self.jobs)
+        for r in rows:
+            if isinstance(r, BaseException):
+                raise r
         return [r for rs in rows for r in rs]
 
     def _metrics(self, name: str, rec) -> tuple[SwitchMetrics | None, str]:
@@ -646,7 +687,8 @@ class P4RuntimeTarget:
         if metrics is None and not detail:
             detail = "no metrics map (metrics.json): counters not read"
         try:
-            conn = await connect(ep, primary=False, timeout=self.timeout)
+            conn = await connect(ep, primary=False, timeout=self.timeout,
+                                 channels=self.channels)
         except P4RuntimeError as e:
             return [StatusRow("*", name, TARGET, "unreachable", detail=e.message)]
         reading = None
