@@ -189,9 +189,12 @@ def _rollback_diagnostic(report: RollbackReport, command: str) -> Diagnostic | N
 
 
 def _steps(label: str, steps: Sequence[Undo], why: Sequence[str] | None = None,
-           first: int = 20) -> list[Note]:
-    """One note per step, the first ``first`` of them; then how many more, on how many
-    units (a rollback of a thousand switches is not a thousand lines)."""
+           first: int = 20, all_up_to: int = 60) -> list[Note]:
+    """One note per step — up to ``all_up_to`` steps, else the first ``first`` and how
+    many more, on how many units (a rollback of a thousand switches is not a thousand
+    lines)."""
+    if len(steps) <= all_up_to:
+        first = all_up_to
     notes = [Note(f"{label}: {u.unit}: {u.what}" + (f": {why[i]}" if why else ""))
              for i, u in enumerate(steps[:first])]
     if len(steps) > first:

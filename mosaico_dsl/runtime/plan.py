@@ -75,13 +75,15 @@ class Plan:
     def drift(self) -> tuple[tuple[UnitPlan, Change], ...]:
         return tuple((u, d) for u in self.units for d in u.drift)
 
-    def render(self, limit: int = 200, units: int = 30) -> str:
+    def render(self, limit: int = 200, units: int = 10, few: int = 10) -> str:
         """The plan as a readable diff (``+`` add, ``~`` modify, ``-`` delete, ``!`` replace),
         drift first so it is not missed. Beyond ``units`` units (a thousand switches), the
-        first ``units`` with something to say are shown in full and the others counted."""
+        first ``units`` with something to say are shown, ``few`` items each, and the others
+        counted."""
         out: list[str] = []
         shown = list(self.units)
         if len(shown) > units:
+            limit = min(limit, few)
             telling = [u for u in shown if u.changes or u.drift]
             shown = telling[:units]
             ids = {id(u) for u in shown}

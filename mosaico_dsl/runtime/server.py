@@ -957,7 +957,8 @@ class MultiDeviceTarget(p4r_grpc.P4RuntimeServicer):
         self.max_streams = max_streams
         self.arbitration_timeout = arbitration_timeout
         self.streams = 0
-        self.lock = threading.Lock()  # guards ``streams`` only: each device has its own
+        self.streams_peak = 0  # most streams open at once (tests and benchmarks read it)
+        self.lock = threading.Lock()  # guards the stream counts: each device has its own
 
     @classmethod
     def of(cls, device_ids: Iterable[int], p4info: p4i.P4Info | None = None,
@@ -998,6 +999,7 @@ class MultiDeviceTarget(p4r_grpc.P4RuntimeServicer):
             full = self.streams >= self.max_streams
             if not full:
                 self.streams += 1
+                self.streams_peak = max(self.streams_peak, self.streams)
         if full:
             _refuse(request_iterator, context,
                     f"too many open streams on this server ({self.max_streams}); close one "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import json
@@ -208,8 +209,31 @@ class P4RuntimeTarget:
         # Parsed P4Infos by file content: a thousand switches running one program parse it
         # once.
         self._schemas: dict[bytes, Schema] = {}
+        self._records = None  # (store, records by name) while a plan or status runs
 
     # ------------------------------------------------------------------ endpoints
+
+    def _record(self, store: StateStore, name: str):
+        """The switch's record: from the records read once for this plan or status (a
+        thousand switches each asking for its own record would read all of them each)."""
+        cache = self._records
+        if cache is not None and cache[0] is store:
+            return cache[1].get(name)
+        return _record(store, name)
+
+    @contextlib.contextmanager
+    def _reading(self, store: StateStore):
+        """Read every switch record once, checked, for the duration of a plan or status."""
+        recs = {u.name: u for u in store.units(TARGET, RECORD_SCHEMA)}
+        for rec in recs.values():
+            if not rec.fingerprint.isdigit():
+                raise store.malformed(TARGET, rec.name, f"fingerprint {rec.fingerprint!r} "
+                                                        "is not a pipeline cookie")
+        self._records = (store, recs)
+        try:
+            yield
+        finally:
+            self._records = None
 
     def _names(self, store: StateStore) -> list[str]:
         names = [s.name for s in self.build.switches] if self.build else []
@@ -223,7 +247,7 @@ class P4RuntimeTarget:
         if name in self.addresses:
             return self.addresses[name], True
         art = self._artifacts(name)
-        rec = _record(store, name)
+        rec = self._record(store, name)
         if rec is not None and rec.data.get("address_given") and rec.data.get("address"):
             return rec.data["address"], True
         return (art.address if art else None) or (rec.data.get("address") if rec else
@@ -236,7 +260,7 @@ class P4RuntimeTarget:
         topology's ``thrift_port`` on the P4Runtime address's host, else the recorded one."""
         if name in self.thrift:
             return ThriftSource(self.thrift[name]), True
-        rec = _record(store, name)
+        rec = self._record(store, name)
         if rec is not None and rec.data.get("thrift_given") and rec.data.get("thrift"):
             return ThriftSource(rec.data["thrift"]), True
         art = self._artifacts(name)
@@ -248,7 +272,7 @@ class P4RuntimeTarget:
 
     def _endpoint(self, name: str, store: StateStore) -> Endpoint:
         art = self._artifacts(name)
-        rec = _record(store, name)
+        rec = self._record(store, name)
         address, _ = self._address(name, store)
         device_id = art.device_id if art else int(rec.data.get("device_id", 1)) if rec else 1
         if not address:
@@ -312,10 +336,12 @@ class P4RuntimeTarget:
     # ------------------------------------------------------------------ plan
 
     async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
-        names = self._names(store)
-        self._check_devices(names, store)
-        results = await gather_bounded(
-            [functools.partial(self._plan_one, n, store, destroy) for n in names], self.jobs)
+        with self._reading(store):
+            names = self._names(store)
+            self._check_devices(names, store)
+            results = await gather_bounded(
+                [functools.partial(self._plan_one, n, store, destroy) for n in names],
+                self.jobs)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             _raise_all(errors)
@@ -380,7 +406,7 @@ class P4RuntimeTarget:
         art = None if destroy else self._artifacts(name)
         destroy = destroy or art is None  # a switch gone from the build: remove what is ours
         ep = self._endpoint(name, store)
-        rec = _record(store, name)
+        rec = self._record(store, name)
         recorded = _recorded_entities(store, name)
         desired = self._desired(art) if art else None
         want = dict(desired.entities) if desired else {}
@@ -658,9 +684,10 @@ class P4RuntimeTarget:
     # ------------------------------------------------------------------ status
 
     async def status(self, store: StateStore) -> list[StatusRow]:
-        names = self._names(store)
-        rows = await gather_bounded(
-            [functools.partial(self._status_one, n, store) for n in names], self.jobs)
+        with self._reading(store):
+            names = self._names(store)
+            rows = await gather_bounded(
+                [functools.partial(self._status_one, n, store) for n in names], self.jobs)
         for r in rows:
             if isinstance(r, BaseException):
                 raise r
@@ -678,7 +705,7 @@ class P4RuntimeTarget:
             return None, f"unreadable metrics map: {e}"
 
     async def _status_one(self, name: str, store: StateStore) -> list[StatusRow]:
-        rec = _record(store, name)
+        rec = self._record(store, name)
         try:
             ep = self._endpoint(name, store)
         except CompileError as e:
