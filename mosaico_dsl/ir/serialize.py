@@ -32,7 +32,8 @@ def to_jsonable(obj: Any) -> Any:
         return value_to_json(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {f.name: to_jsonable(getattr(obj, f.name))
-               for f in dataclasses.fields(obj) if f.name != "span"}
+               for f in dataclasses.fields(obj)
+               if f.name != "span" and not f.name.startswith("_")}
         kind = getattr(type(obj), "kind", None)  # Switch/Host/Endpoint say what they are
         if isinstance(kind, str) and "kind" not in out:
             out["kind"] = kind

@@ -137,6 +137,7 @@ class Problem:
     capacities: Mapping[tuple[str, str], Mapping[str, int]]  # (topology, node) → offered
     groups: tuple[Group, ...]
     transits: Mapping[str, Transit]
+    narrowed: bool = False  # choices were left out by ``width`` (see :func:`build`)
 
     def instance(self, instance_id: str) -> I.FunctionInstance:
         return self._instances[instance_id]
@@ -151,7 +152,7 @@ class Problem:
 
 def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
           limits: Mapping[str, int] | None = None,
-          transits: Mapping[str, Transit] | None = None) -> Problem:
+          transits: Mapping[str, Transit] | None = None, width: int | None = None) -> Problem:
     """The problem for ``program``; raises :class:`PlacementError` for what no placement can
     fix (no route through switches, no node able to run a function, a base path too thin).
 
@@ -160,23 +161,38 @@ def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
     of kinds prunes only those. An instance left with no choice by its rules has an empty
     choice tuple. ``limits`` caps the latency of services' routes below their budgets
     (service name → ns).
+
+    ``width`` keeps, per instance, the choices on the path of every route and at most that
+    many others per target — the nearest (largest detour, over the routes) — so that a
+    fabric with hundreds of hosts within reach does not give every function hundreds of
+    choices. Nodes of one target cost the same, so what is left out is only ever farther:
+    :attr:`Problem.narrowed` says whether anything was.
     """
     pruned = frozenset(Kind) if prune is True else frozenset(prune or ())
     diagnostics: list[Diagnostic] = []
     transits = transits or transits_of(program)
     capacities = {(t.name, n.name): R.capacity(n) for t in program.topologies
                   for n in (*t.switches, *t.hosts)}
+    _find_bases(program, transits)
     services = []
+    narrowed = False
     for svc in program.services:
         budget = svc.requirements.latency.ns if svc.requirements.latency is not None else None
         limit = (limits or {}).get(svc.name, budget)
-        space = _service(svc, program.topology(svc.topology), transits[svc.topology],
-                         capacities, diagnostics, pruned, budget, limit)
+        space, cut = _service(svc, program.topology(svc.topology), transits[svc.topology],
+                              capacities, diagnostics, pruned, budget, limit, width)
+        narrowed |= cut
         if space is not None:
             services.append(space)
     if diagnostics:
         raise PlacementError(diagnostics)
-    return Problem(program, tuple(services), capacities, _groups(program), transits)
+    return Problem(program, tuple(services), capacities, _groups(program), transits, narrowed)
+
+
+def _find_bases(program: I.Program, transits: Mapping[str, Transit]) -> None:
+    for t in program.topologies:
+        transits[t.name].bases((src, svc.destination) for svc in program.services
+                               if svc.topology == t.name for src in svc.sources)
 
 
 def transits_of(program: I.Program) -> dict[str, Transit]:
@@ -187,6 +203,7 @@ def floors(program: I.Program, transits: Mapping[str, Transit]) -> dict[str, lis
     """Per service, the least latency each route can have (ns): base path, fastest
     processing, queue target. Routes that do not exist are left out."""
     out: dict[str, list[int]] = {}
+    _find_bases(program, transits)
     for svc in program.services:
         processing, queue = latency_floor(svc)
         transit = transits[svc.topology]
@@ -209,7 +226,7 @@ def _groups(program: I.Program) -> tuple[Group, ...]:
 def _service(svc: I.Service, topo: I.Topology, transit: Transit,
              capacities: Mapping[tuple[str, str], Mapping[str, int]],
              diagnostics: list[Diagnostic], pruned: frozenset[Kind], budget: int | None,
-             limit: int | None) -> ServiceSpace | None:
+             limit: int | None, width: int | None) -> tuple[ServiceSpace | None, bool]:
     req = svc.requirements
     paths: dict[str, tuple[str, ...]] = {}
     for src in svc.sources:
@@ -233,10 +250,10 @@ def _service(svc: I.Service, topo: I.Topology, transit: Transit,
                     [Note(f"route: {' → '.join(path)}"), Note("link declared here", lk.span)]))
         paths[src] = path
     if len(paths) != len(svc.sources):
-        return None
+        return None, False
 
     processing, queue = latency_floor(svc)
-    switch_names = {s.name for s in topo.switches}
+    switch_names = _switch_names(topo)
     lasts = {p[-2] if len(p) > 2 else None for p in paths.values()}
     service_rules = _ServiceRules(Rule(Kind.LATENCY, (svc.name,)),
                                   Rule(Kind.BANDWIDTH, (svc.name,)),
@@ -248,16 +265,27 @@ def _service(svc: I.Service, topo: I.Topology, transit: Transit,
     choices: dict[str, tuple[Choice, ...]] = {}
     locations: dict[str, dict[str, tuple[Location, ...]]] = {src: {} for src in paths}
     nodes = (*topo.switches, *topo.hosts)
+    if Kind.LATENCY in pruned and limit is not None:
+        # Only nodes a detour within the budget's slack can reach (on every route) can be
+        # kept: look at those, not at every node of the topology.
+        near: set[str] | None = None
+        for src, path in paths.items():
+            reach = (limit - floor[src]) // 2
+            here = set(path[1:-1]) if reach >= 0 else set()
+            if reach >= 0:
+                here |= set(transit.near((n for _, n in spots[src].attach), reach))
+            near = here if near is None else near & here
+        candidates = [n for n in nodes if n.name in (near or ())]
+    else:
+        candidates = list(nodes)
+    narrowed = False
     for fi in svc.chain:
         fastest = min(t.latency.ns for t in fi.targets)
-        kept: list[Choice] = []
-        reachable = False
-        for node in nodes:
+        kept: list[tuple[Choice, dict[str, tuple[Location, ...]]]] = []
+        for node in candidates:
             target = R.target_on(fi, node)
             if target is None:
                 continue
-            if not reachable:
-                reachable = all(sp.reaches(node.name) for sp in spots.values())
             option = fi.option(target)
             forbid = _choice_rules(svc, topo, fi, node, target, option, lasts, capacities,
                                    service_rules)
@@ -272,20 +300,46 @@ def _service(svc: I.Service, topo: I.Topology, transit: Transit,
                     break
                 per_route[src] = locs
             else:
-                kept.append(Choice(node.name, target, option, forbid))
-                for src, locs in per_route.items():
-                    locations[src][fi.id] = locations[src].get(fi.id, ()) + locs
-        if not reachable:
+                kept.append((Choice(node.name, target, option, forbid), per_route))
+        if not kept and not any(R.target_on(fi, n) is not None
+                                and all(sp.reaches(n.name) for sp in spots.values())
+                                for n in nodes):
             diagnostics.append(_no_node(svc, topo, fi, paths))
             continue
-        choices[fi.id] = tuple(kept)
+        if width is not None:
+            kept, cut = _narrow(kept, width)
+            narrowed |= cut
+        choices[fi.id] = tuple(c for c, _ in kept)
         for src in paths:
-            locations[src].setdefault(fi.id, ())
+            locations[src][fi.id] = tuple(loc for _, per_route in kept
+                                          for loc in per_route[src])
     if len(choices) != len(svc.chain):
-        return None
+        return None, narrowed
     routes = tuple(RouteSpace(svc.name, src, path, base[src], locations[src])
                    for src, path in paths.items())
-    return ServiceSpace(svc, topo, routes, choices, budget, limit, queue.ns, processing.ns)
+    return ServiceSpace(svc, topo, routes, choices, budget, limit, queue.ns,
+                        processing.ns), narrowed
+
+
+def _switch_names(topo: I.Topology) -> frozenset[str]:
+    return frozenset(s.name for s in topo.switches)
+
+
+def _narrow(kept: list[tuple[Choice, dict[str, tuple[Location, ...]]]], width: int
+            ) -> tuple[list[tuple[Choice, dict[str, tuple[Location, ...]]]], bool]:
+    """The choices on every route's path, and the ``width`` nearest others per target
+    (by their longest detour over the routes; declaration order breaks ties)."""
+    def reach(per_route) -> int:
+        return max(min(loc.delay for loc in locs) for locs in per_route.values())
+
+    off = [(reach(pr), k) for k, (_, pr) in enumerate(kept) if reach(pr) > 0]
+    by_target: dict[str, list[tuple[int, int]]] = {}
+    for r, k in off:
+        by_target.setdefault(kept[k][0].target, []).append((r, k))
+    dropped = {k for ranked in by_target.values() for _, k in sorted(ranked)[width:]}
+    if not dropped:
+        return kept, False
+    return [c for k, c in enumerate(kept) if k not in dropped], True
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,43 +352,55 @@ class _ServiceRules:
 class _Spots:
     """Where on one base path a node can be reached: on it, or by detours (cached)."""
 
-    def __init__(self, transit: Transit, path: tuple[str, ...], switches: set[str],
+    def __init__(self, transit: Transit, path: tuple[str, ...], switches: frozenset[str],
                  bandwidth, rules: _ServiceRules) -> None:
         self.transit = transit
         self.path = path
         self.on_path = set(path)
+        self.index = {n: k for k, n in reversed(list(enumerate(path)))}
         self.attach = [(k, n) for k, n in enumerate(path) if n in switches and 0 < k]
         self.switches = switches
         self.bps = bandwidth.bps if bandwidth is not None else None
         self.rules = rules
-        self._cache: dict[str, list[tuple[str | None, int, tuple[str, ...], int, bool]]] = {}
+        # node → (how far the detours were looked for, None: everywhere; what was found)
+        self._cache: dict[str, tuple[int | None, list]] = {}
 
-    def _spots(self, node: str):
-        if node not in self._cache:
-            if node in self.path[1:-1]:
-                found = [(None, self.path.index(node), (), 0, True)]
-            else:
-                found = []
-                for k, attach in self.attach:
-                    detour = self.transit.detour(attach, node)
-                    if detour is None or any(n in self.on_path for n in detour[1:]):
-                        continue
-                    if node in self.switches and len(detour) != 2:
-                        continue  # P4 off the path: only on a neighbour of the path
-                    thin = self.transit.thinnest(detour)
-                    wide = self.bps is None or thin is None or thin[0] >= self.bps
-                    found.append((attach, k, detour, self.transit.delay(detour), wide))
-            self._cache[node] = found
-        return self._cache[node]
+    def _spots(self, node: str, within: int | None):
+        """(attach, position, detour, delay, wide enough) of every way to reach ``node``;
+        with ``within``, only detours of at most that delay (one way)."""
+        hit = self._cache.get(node)
+        if hit is not None and (hit[0] is None or (within is not None and within <= hit[0])):
+            found = hit[1]
+            return found if within is None or hit[0] == within else \
+                [f for f in found if f[3] <= within]
+        if node in self.path[1:-1]:
+            found = [(None, self.index[node], (), 0, True)]
+        else:
+            found = []
+            for k, attach in self.attach:
+                detour = self.transit.detour(attach, node, within)
+                if detour is None or any(n in self.on_path for n in detour[1:]):
+                    continue
+                if node in self.switches and len(detour) != 2:
+                    continue  # P4 off the path: only on a neighbour of the path
+                thin = self.transit.thinnest(detour)
+                wide = self.bps is None or thin is None or thin[0] >= self.bps
+                found.append((attach, k, detour, self.transit.delay(detour), wide))
+        self._cache[node] = (within, found)
+        return found
 
     def reaches(self, node: str) -> bool:
-        return bool(self._spots(node))
+        return bool(self._spots(node, None))
 
     def locations(self, node: str, slack: int | None, pruned: frozenset[Kind]
                   ) -> tuple[Location, ...]:
         """The node's locations; ``slack`` is what the budget leaves for detours."""
+        bounded = slack is not None and Kind.LATENCY in pruned
+        if bounded and slack < 0:
+            return ()  # even on the path the budget is exceeded
         out = []
-        for attach, k, detour, delay, wide in self._spots(node):
+        for attach, k, detour, delay, wide in self._spots(node, slack // 2 if bounded
+                                                          else None):
             late = slack is not None and 2 * delay > slack
             if (late and Kind.LATENCY in pruned) or (not wide and Kind.BANDWIDTH in pruned):
                 continue
