@@ -9,7 +9,8 @@ import networkx as nx
 from ..units import Bandwidth, Time
 from ._ir import Topology
 
-__all__ = ["topology_graph", "shortest_path", "path_delay", "path_bandwidth", "widest_bandwidth"]
+__all__ = ["topology_graph", "shortest_path", "path_delay", "path_bandwidth", "widest_bandwidth",
+           "Reach"]
 
 
 # Memo keyed by identity: hashing a large frozen topology on every lookup costs more than
@@ -70,10 +71,40 @@ def path_bandwidth(topology: Topology, path: tuple[str, ...]) -> Bandwidth:
 
 def widest_bandwidth(topology: Topology, src: str, dst: str) -> Bandwidth:
     """The largest bottleneck bandwidth of any path (maximum-spanning-tree argument)."""
-    g = topology_graph(topology)
-    tree = nx.maximum_spanning_tree(g, weight="bps")
-    try:
-        path = nx.shortest_path(tree, src, dst)
-    except (nx.NetworkXNoPath, nx.NodeNotFound):
-        return Bandwidth(0)
-    return Bandwidth(min((g.edges[a, b]["bps"] for a, b in pairwise(path)), default=0))
+    return Bandwidth(Reach(topology).widest(dst).get(src, 0))
+
+
+class Reach:
+    """From one node to all others at once: the least link delay of any path, and the
+    widest bottleneck bandwidth. Checking the services that share a destination together
+    costs one search per destination instead of one per service and source (the last
+    node asked is remembered)."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self._delays: tuple[str, dict[str, int]] | None = None
+        self._widest: tuple[str, dict[str, int]] | None = None
+        self._tree: nx.Graph | None = None
+
+    def delays(self, node: str) -> dict[str, int]:
+        """ns from ``node`` to every node it reaches (as ``shortest_path``'s delay)."""
+        if self._delays is None or self._delays[0] != node:
+            g = topology_graph(self.topology)
+            found = nx.single_source_dijkstra_path_length(g, node, weight="delay") \
+                if node in g else {}
+            self._delays = (node, found)
+        return self._delays[1]
+
+    def widest(self, node: str) -> dict[str, int]:
+        """bit/s of the widest path from ``node`` to every other node it reaches."""
+        if self._widest is None or self._widest[0] != node:
+            if self._tree is None:
+                self._tree = nx.maximum_spanning_tree(topology_graph(self.topology),
+                                                      weight="bps")
+            found: dict[str, int] = {}
+            if node in self._tree:
+                for a, b in nx.bfs_edges(self._tree, node):
+                    bps = self._tree.edges[a, b]["bps"]
+                    found[b] = bps if a == node else min(found[a], bps)
+            self._widest = (node, found)
+        return self._widest[1]

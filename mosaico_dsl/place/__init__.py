@@ -32,10 +32,19 @@ def place(program: Program, *, options: Options | None = None) -> Placement:
     """Place every function of ``program`` optimally (raises :class:`PlacementError` if no
     placement exists, with diagnostics that say which constraints conflict)."""
     from ._cpsat import solve  # OR-Tools loads on first use
+    from ._decompose import Stuck
 
     options = options or Options()
     try:
-        placement = solve(program, options)
+        try:
+            placement = solve(program, options)
+        except Stuck as stuck:
+            if stuck.collision:  # groups compete for capacity: only the whole model can tell
+                placement = solve(program, options, exact=True)
+            else:  # the group cannot be placed even alone: that is the conflict to explain
+                from .explain import explain
+
+                raise PlacementError(explain(stuck.program, options)) from None
     except _SearchLimit:
         raise PlacementError([error(
             "E0813", "the placement search ran out of its limit before finding any placement",

@@ -23,13 +23,23 @@ from ortools.sat.python import cp_model
 
 from ..ir import _ir as I
 from . import resources as R
-from ._problem import Choice, Kind, Location, Problem, Rule, build, floors, transits_of
+from ._decompose import solve_in_groups
+from ._problem import (
+    Choice,
+    Kind,
+    Location,
+    Problem,
+    Rule,
+    build,
+    floors,
+    transits_of,
+)
 from ._walk import visits
 from .objective import PPM, complete
 from .options import Options, _SearchLimit
 from .placement import Assignment, Level, Placement, Route, Search
 
-__all__ = ["Encoding", "solve", "LEVELS"]
+__all__ = ["Encoding", "solve", "optimise", "LEVELS"]
 
 #: Objective levels, most important first: (name, field of Objective it reports).
 LEVELS = (
@@ -358,21 +368,34 @@ class Encoding:
         return Placement(tuple(assignments), tuple(routes))
 
 
-def solve(program: I.Program, options: Options) -> Placement | None:
+def solve(program: I.Program, options: Options, *, exact: bool = False) -> Placement | None:
     """The lexicographically optimal placement (None if there is none).
 
     The worst budget usage can be no lower than the worst route's floor (base path,
     fastest targets, queue target) allows, and usually is exactly that: so the search
     first caps every route at that bound — a much smaller model — and only if no
     placement fits under it optimises the latency levels on the full model.
+
+    A program larger than ``options.exact_size`` (:func:`size`) is solved in groups
+    (:mod:`._decompose`, which may raise :class:`Stuck`) unless ``exact``.
     """
     transits = transits_of(program)
     usage_floor, unbudgeted_floor, limits = _floor_limits(program, floors(program, transits))
-    tight = _optimise(build(program, limits=limits, transits=transits), options,
-                      known={LEVELS[0][0]: usage_floor, LEVELS[1][0]: unbudgeted_floor})
+    known = {LEVELS[0][0]: usage_floor, LEVELS[1][0]: unbudgeted_floor}
+    if not exact and size(program) > options.exact_size:
+        narrowed = build(program, limits=limits, transits=transits, width=options.width)
+        return solve_in_groups(program, narrowed, options, known, limits, optimise)
+    tight = optimise(build(program, limits=limits, transits=transits), options, known)
     if tight is not None:
         return tight
-    return _optimise(build(program, transits=transits), options, known={})
+    return optimise(build(program, transits=transits), options, known={})
+
+
+def size(program: I.Program) -> int:
+    """How large the exact model may grow: every service could place its functions on
+    every node it can reach, so services × nodes (switches and hosts of its topology)."""
+    nodes = {t.name: len(t.switches) + len(t.hosts) for t in program.topologies}
+    return sum(nodes.get(s.topology, 0) for s in program.services)
 
 
 def _floor_limits(program: I.Program, floor: dict[str, list[int]]
@@ -396,7 +419,7 @@ def _floor_limits(program: I.Program, floor: dict[str, list[int]]
     return usage, unbudgeted, limits
 
 
-def _optimise(problem: Problem, options: Options, known: dict[str, int]) -> Placement | None:
+def optimise(problem: Problem, options: Options, known: dict[str, int]) -> Placement | None:
     """Solve the goals in turn; levels in ``known`` are already optimal at that value."""
     enc = Encoding(problem, explain=False)
     if not enc.feasible:

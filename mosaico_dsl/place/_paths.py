@@ -76,6 +76,7 @@ class Transit:
         self._delays: dict[tuple[str, ...], int] = {}
         self._thinnest: dict[tuple[str, ...], tuple[int, str, str]] = {}
         self._detours: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        self._vicinity: dict[str, tuple] = {}
 
     @cached_property
     def _graph(self):
@@ -87,6 +88,16 @@ class Transit:
         g = self._graph
         return {s: [(u, d["delay"] * HOPS + 1) for u, d in g.adj[s].items()
                     if u in self._switches]
+                for s in g.nodes if s in self._switches}
+
+    def neighbours(self, switch: str) -> list[tuple[str, int]]:
+        """Every node linked to ``switch``, with the link's weight, in declaration order."""
+        return self._all_adj[switch]
+
+    @cached_property
+    def _all_adj(self) -> dict[str, list[tuple[str, int]]]:
+        g = self._graph
+        return {s: [(u, d["delay"] * HOPS + 1) for u, d in g.adj[s].items()]
                 for s in g.nodes if s in self._switches}
 
     def _weight(self, a: str, b: str) -> int:
@@ -169,6 +180,73 @@ class Transit:
         if best is None:
             return None
         return (*search.path(best[1]), node)
+
+    def vicinity(self, switch: str, width: int, within: int
+                 ) -> list[tuple[str, tuple[str, ...], int]]:
+        """(node, detour, delay) of the nodes nearest ``switch`` that a detour from it may
+        run functions on: the ``width`` nearest hosts and trusted hosts, and the ``width``
+        nearest neighbour switches (a P4 detour reaches a neighbour only) and trusted ones;
+        no farther than ``within`` ns. Each detour is the one :meth:`detour` finds."""
+        hit = self._vicinity.get(switch)
+        if hit is None or hit[0] < width or (not hit[1] and hit[2] < within):
+            hit = self._vicinity[switch] = (width, *self._search_vicinity(switch, width,
+                                                                          within))
+        _, _, _, found = hit
+        return [f for f in found if f[2] <= within]
+
+    def _search_vicinity(self, switch: str, width: int, within: int):
+        """(whether every quota filled, how far it looked, what it found)."""
+        topo, g = self.topology, self._graph
+        cutoff = within * HOPS + HOPS - 1
+        quotas = {(kind, trusted): 0 for kind in ("switch", "host") for trusted in (0, 1)}
+        found: list[tuple[str, tuple[str, ...], int]] = []
+        dist: dict[str, int] = {}
+        pred: dict[str, str] = {}
+        seen = {switch: 0}
+        tie = count()
+        heap = [(0, next(tie), switch)]
+
+        def path(v: str) -> list[str]:
+            out = [v]
+            while out[-1] != switch:
+                out.append(pred[out[-1]])
+            return out[::-1]
+
+        while heap and heap[0][0] <= cutoff:
+            if all(n >= width for n in quotas.values()):
+                return True, within, found
+            d, _, v = heappop(heap)
+            if v in dist:
+                continue
+            dist[v] = d
+            node = topo.node(v)
+            if v in self._switches:
+                if v != switch and pred[v] == switch:
+                    self._fill(quotas, found, width, "switch", node, (switch, v))
+                for u, w in self.neighbours(v):
+                    if u in dist or (u not in self._switches and topo.node(u).kind != "host"):
+                        continue
+                    if u not in seen or d + w < seen[u]:
+                        seen[u] = d + w
+                        heappush(heap, (d + w, next(tie), u))
+                        if u in self._switches:
+                            pred[u] = v
+                continue
+            # The rule of _detour: the lowest weight, then the first name.
+            best = min(((dist[b] + self._weight(b, v), b) for b in g.neighbors(v)
+                        if b in dist and b in self._switches), default=None)
+            if best is not None:
+                self._fill(quotas, found, width, "host", node, (*path(best[1]), v))
+        return not heap, within, found
+
+    def _fill(self, quotas, found, width, kind, node, detour) -> None:
+        wanted = quotas[(kind, 0)] < width or (node.trusted and quotas[(kind, 1)] < width)
+        if not wanted:
+            return
+        quotas[(kind, 0)] += 1
+        if node.trusted:
+            quotas[(kind, 1)] += 1
+        found.append((node.name, tuple(detour), self.delay(tuple(detour))))
 
     def near(self, sources: Iterable[str], within: int) -> dict[str, int]:
         """Every node a detour from one of ``sources`` (switches) reaches within ``within``

@@ -152,7 +152,8 @@ class Problem:
 
 def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
           limits: Mapping[str, int] | None = None,
-          transits: Mapping[str, Transit] | None = None, width: int | None = None) -> Problem:
+          transits: Mapping[str, Transit] | None = None, width: int | None = None,
+          capacities: Mapping[tuple[str, str], Mapping[str, int]] | None = None) -> Problem:
     """The problem for ``program``; raises :class:`PlacementError` for what no placement can
     fix (no route through switches, no node able to run a function, a base path too thin).
 
@@ -167,19 +168,24 @@ def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
     fabric with hundreds of hosts within reach does not give every function hundreds of
     choices. Nodes of one target cost the same, so what is left out is only ever farther:
     :attr:`Problem.narrowed` says whether anything was.
+
+    ``capacities`` replaces what nodes offer (with what earlier groups left of it).
     """
     pruned = frozenset(Kind) if prune is True else frozenset(prune or ())
     diagnostics: list[Diagnostic] = []
     transits = transits or transits_of(program)
-    capacities = {(t.name, n.name): R.capacity(n) for t in program.topologies
-                  for n in (*t.switches, *t.hosts)}
+    if capacities is None:
+        capacities = {(t.name, n.name): R.capacity(n) for t in program.topologies
+                      for n in (*t.switches, *t.hosts)}
     _find_bases(program, transits)
     services = []
     narrowed = False
+    layouts = {t.name: _Layout.of(t) for t in program.topologies}
     for svc in program.services:
         budget = svc.requirements.latency.ns if svc.requirements.latency is not None else None
         limit = (limits or {}).get(svc.name, budget)
-        space, cut = _service(svc, program.topology(svc.topology), transits[svc.topology],
+        space, cut = _service(svc, program.topology(svc.topology), layouts[svc.topology],
+                              transits[svc.topology],
                               capacities, diagnostics, pruned, budget, limit, width)
         narrowed |= cut
         if space is not None:
@@ -223,7 +229,7 @@ def _groups(program: I.Program) -> tuple[Group, ...]:
                  for key, ids in by_egress.items() if len(ids) > 1)
 
 
-def _service(svc: I.Service, topo: I.Topology, transit: Transit,
+def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit,
              capacities: Mapping[tuple[str, str], Mapping[str, int]],
              diagnostics: list[Diagnostic], pruned: frozenset[Kind], budget: int | None,
              limit: int | None, width: int | None) -> tuple[ServiceSpace | None, bool]:
@@ -253,7 +259,7 @@ def _service(svc: I.Service, topo: I.Topology, transit: Transit,
         return None, False
 
     processing, queue = latency_floor(svc)
-    switch_names = _switch_names(topo)
+    switch_names = layout.switches
     lasts = {p[-2] if len(p) > 2 else None for p in paths.values()}
     service_rules = _ServiceRules(Rule(Kind.LATENCY, (svc.name,)),
                                   Rule(Kind.BANDWIDTH, (svc.name,)),
@@ -265,50 +271,58 @@ def _service(svc: I.Service, topo: I.Topology, transit: Transit,
     choices: dict[str, tuple[Choice, ...]] = {}
     locations: dict[str, dict[str, tuple[Location, ...]]] = {src: {} for src in paths}
     nodes = (*topo.switches, *topo.hosts)
-    if Kind.LATENCY in pruned and limit is not None:
+    bounded = Kind.LATENCY in pruned and limit is not None
+    reach = {src: (limit - floor[src]) // 2 for src in paths} if bounded else {}
+    narrowed = width is not None and bounded
+    if narrowed:
+        near_routes = {src: _Nearby(transit, path, switch_names, req.bandwidth, reach[src],
+                                    width) for src, path in paths.items()}
+        candidates = _common(near_routes, layout, topo)
+    elif bounded:
         # Only nodes a detour within the budget's slack can reach (on every route) can be
         # kept: look at those, not at every node of the topology.
         near: set[str] | None = None
         for src, path in paths.items():
-            reach = (limit - floor[src]) // 2
-            here = set(path[1:-1]) if reach >= 0 else set()
-            if reach >= 0:
-                here |= set(transit.near((n for _, n in spots[src].attach), reach))
+            here = set(path[1:-1]) if reach[src] >= 0 else set()
+            if reach[src] >= 0:
+                here |= set(transit.near((n for _, n in spots[src].attach), reach[src]))
             near = here if near is None else near & here
         candidates = [n for n in nodes if n.name in (near or ())]
     else:
         candidates = list(nodes)
-    narrowed = False
     for fi in svc.chain:
         fastest = min(t.latency.ns for t in fi.targets)
-        kept: list[tuple[Choice, dict[str, tuple[Location, ...]]]] = []
-        for node in candidates:
+
+        def consider(node: I.NodeIR, where, fi=fi, fastest=fastest
+                     ) -> tuple[Choice, dict] | None:
             target = R.target_on(fi, node)
             if target is None:
-                continue
+                return None
             option = fi.option(target)
             forbid = _choice_rules(svc, topo, fi, node, target, option, lasts, capacities,
                                    service_rules)
             if any(r.kind in pruned for r in forbid):
-                continue
+                return None
             per_route = {}
             for src in paths:
                 slack = None if limit is None else \
                     limit - floor[src] - (option.latency.ns - fastest)
-                locs = spots[src].locations(node.name, slack, pruned)
+                locs = where(src, node.name, slack)
                 if not locs:
-                    break
+                    return None
                 per_route[src] = locs
-            else:
-                kept.append((Choice(node.name, target, option, forbid), per_route))
+            return Choice(node.name, target, option, forbid), per_route
+
+        if narrowed:
+            kept = _nearest(fi, layout, candidates, near_routes, width, consider)
+        else:
+            kept = [c for node in candidates if (c := consider(
+                node, lambda src, n, slack: spots[src].locations(n, slack, pruned)))]
         if not kept and not any(R.target_on(fi, n) is not None
                                 and all(sp.reaches(n.name) for sp in spots.values())
                                 for n in nodes):
             diagnostics.append(_no_node(svc, topo, fi, paths))
             continue
-        if width is not None:
-            kept, cut = _narrow(kept, width)
-            narrowed |= cut
         choices[fi.id] = tuple(c for c, _ in kept)
         for src in paths:
             locations[src][fi.id] = tuple(loc for _, per_route in kept
@@ -321,8 +335,64 @@ def _service(svc: I.Service, topo: I.Topology, transit: Transit,
                         processing.ns), narrowed
 
 
-def _switch_names(topo: I.Topology) -> frozenset[str]:
-    return frozenset(s.name for s in topo.switches)
+def _nearest(fi: I.FunctionInstance, layout: _Layout, candidates: list[I.NodeIR],
+             near: Mapping[str, _Nearby], width: int, consider) -> list[tuple[Choice, dict]]:
+    """The choices on the paths and, per target, the ``width`` nearest others (nodes come
+    nearest first)."""
+    def where(src: str, node: str, slack: int | None):
+        return near[src].locations(node, slack)
+
+    if fi.pin is not None:  # every other node breaks the pin
+        candidates = [n for n in candidates if n.name == fi.pin]
+    count: dict[str, int] = {}
+    kept: list[tuple[Choice, dict]] = []
+    for n in candidates:
+        target = R.target_on(fi, n)
+        if target is None or count.get(target, 0) >= width:
+            continue
+        c = consider(n, where)
+        if c is None:
+            continue
+        kept.append(c)
+        if any(loc.attach is not None for locs in c[1].values() for loc in locs):
+            count[target] = count.get(target, 0) + 1
+    kept.sort(key=lambda c: layout.order[c[0].node])
+    return kept
+
+
+def _common(near: Mapping[str, _Nearby], layout: _Layout, topo: I.Topology
+            ) -> list[I.NodeIR]:
+    """Nodes near every route, nearest first (by their farthest route; then declaration)."""
+    spans = [n.reach for n in near.values()]
+    common = set(spans[0])
+    for r in spans[1:]:
+        common &= set(r)
+    return [topo.node(name) for name in sorted(
+        common, key=lambda n: (max(r[n] for r in spans), layout.order[n]))]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What every service on one topology looks up about it, computed once."""
+
+    switches: frozenset[str]
+    order: dict[str, int]  # node → declaration index (switches, then hosts)
+    switch_targets: tuple[str, ...]
+    hosts: bool
+
+    @staticmethod
+    def of(topo: I.Topology) -> _Layout:
+        return _Layout(frozenset(s.name for s in topo.switches),
+                       {n.name: k for k, n in enumerate((*topo.switches, *topo.hosts))},
+                       tuple(dict.fromkeys(s.p4_target for s in topo.switches)),
+                       bool(topo.hosts))
+
+    def targets(self, fi: I.FunctionInstance) -> list[str]:
+        """The targets ``fi`` can run as on some node of the topology."""
+        out = [t for t in self.switch_targets if fi.option(t) is not None]
+        if self.hosts:
+            out += [t.target for t in fi.targets if t.family == I.VNF_FAMILY][:1]
+        return out
 
 
 def _narrow(kept: list[tuple[Choice, dict[str, tuple[Location, ...]]]], width: int
@@ -340,6 +410,46 @@ def _narrow(kept: list[tuple[Choice, dict[str, tuple[Location, ...]]]], width: i
     if not dropped:
         return kept, False
     return [c for k, c in enumerate(kept) if k not in dropped], True
+
+
+class _Nearby:
+    """The narrowed model's places on one route: its path's switches, and the nodes in the
+    vicinity of each (:meth:`Transit.vicinity` — the nearest hosts and neighbour switches,
+    trusted or not), each by the detour from that switch that keeps off the path."""
+
+    def __init__(self, transit: Transit, path: tuple[str, ...], switches: frozenset[str],
+                 bandwidth, reach: int, width: int) -> None:
+        self.path = path
+        self.reach: dict[str, int] = {}  # node → its shortest detour (0 on the path)
+        self._spots: dict[str, list[Location]] = {}
+        if reach < 0:
+            return
+        bps = bandwidth.bps if bandwidth is not None else None
+        on_path = set(path)
+        for k, n in enumerate(path):
+            if 0 < k < len(path) - 1 and n in switches and n not in self._spots:
+                self._spots[n] = [Location(n, None, k, (), 0, frozenset())]
+                self.reach[n] = 0
+        attached: set[str] = set()
+        for k, attach in enumerate(path):
+            if k == 0 or attach not in switches or attach in attached:
+                continue
+            attached.add(attach)
+            for node, detour, delay in transit.vicinity(attach, width, reach):
+                if node in on_path or any(x in on_path for x in detour[1:]):
+                    continue
+                thin = transit.thinnest(detour)
+                if bps is not None and thin is not None and thin[0] < bps:
+                    continue
+                self._spots.setdefault(node, []).append(
+                    Location(node, attach, k, detour, delay, frozenset()))
+                self.reach[node] = min(self.reach.get(node, delay), delay)
+
+    def locations(self, node: str, slack: int | None) -> tuple[Location, ...]:
+        if slack is not None and slack < 0:
+            return ()
+        return tuple(loc for loc in self._spots.get(node, ())
+                     if slack is None or 2 * loc.delay <= slack)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,12 @@ class Options:
     # Explaining an infeasible program: after the first conflict, look for more only
     # while the solver has spent less than this (deterministic time, all solves).
     explain_time: float = 5.0
+    # Programs of more than this many services × nodes (switches and hosts) are solved in
+    # groups of about ``group_size`` services, each on a model narrowed to the ``width``
+    # nearest nodes per target beside each path (docs/placement.md, "Large programs").
+    exact_size: int = 40_000
+    group_size: int = 100
+    width: int = 4
 
     def configure(self, solver: cp_model.CpSolver) -> None:
         from ortools.sat.python import cp_model
