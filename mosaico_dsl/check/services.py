@@ -197,10 +197,13 @@ def check_requirements(checked: Sequence[tuple[I.Service, I.Topology, A.ServiceD
     floor of the fastest path, a path wide enough): the names of the services that fail.
     Services are taken by destination, so that each destination costs one search."""
     failed: set[str] = set()
+    ordered = sorted(checked, key=lambda c: (c[0].topology, c[0].destination))
     reaches: dict[int, Reach] = {}
-    for svc, topology, decl in sorted(checked, key=lambda c: (c[0].topology, c[0].destination)):
-        reach = reaches.setdefault(id(topology), Reach(topology))
-        if not _static_requirements(svc, topology, decl, report, reach):
+    for svc, topology, decl in ordered:
+        if id(topology) not in reaches:
+            reaches[id(topology)] = Reach(topology, [s.destination for s, t, _ in ordered
+                                                     if t is topology])
+        if not _static_requirements(svc, topology, decl, report, reaches[id(topology)]):
             failed.add(svc.name)
     return failed
 
@@ -216,9 +219,8 @@ def _static_requirements(service: I.Service, topology: I.Topology, s: A.ServiceD
                      "from std.security"))
         ok = False
     processing, queue = latency_floor(service)
-    delays = reach.delays(service.destination)
     for src in service.sources:
-        least = delays.get(src)
+        least = reach.delay(service.destination, src)
         if least is None:
             report(error("E0606", f"no path from `{src}` to `{service.destination}` in "
                          f"topology `{topology.name}`", s.span,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cached_property
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from ..units import Bandwidth, Time
 from ._ir import Topology
+
+if TYPE_CHECKING:
+    from .shortest import Links, Rows
+
+_BATCH = 128  # destinations searched from at once
+# Below this many nodes a search in Python costs less than loading SciPy's.
+_SMALL = 256
 
 __all__ = ["topology_graph", "shortest_path", "path_delay", "path_bandwidth", "widest_bandwidth",
            "Reach"]
@@ -74,26 +84,40 @@ def widest_bandwidth(topology: Topology, src: str, dst: str) -> Bandwidth:
     return Bandwidth(Reach(topology).widest(dst).get(src, 0))
 
 
-class Reach:
-    """From one node to all others at once: the least link delay of any path, and the
-    widest bottleneck bandwidth. Checking the services that share a destination together
-    costs one search per destination instead of one per service and source (the last
-    node asked is remembered)."""
 
-    def __init__(self, topology: Topology) -> None:
+class Reach:
+    """From a node to all others: the least link delay of any path, and the widest
+    bottleneck bandwidth. Ask for destinations in the order given to the constructor:
+    delays are searched for a batch of the next ones at a time (one compiled search each,
+    not one per service and source), widths for the last node asked."""
+
+    def __init__(self, topology: Topology, order: Sequence[str] = ()) -> None:
         self.topology = topology
-        self._delays: tuple[str, dict[str, int]] | None = None
+        self._order = list(dict.fromkeys(order))
+        self._next = {n: k for k, n in enumerate(self._order)}
+        self._rows: Rows | None = None
         self._widest: tuple[str, dict[str, int]] | None = None
         self._tree: nx.Graph | None = None
 
-    def delays(self, node: str) -> dict[str, int]:
-        """ns from ``node`` to every node it reaches (as ``shortest_path``'s delay)."""
-        if self._delays is None or self._delays[0] != node:
-            g = topology_graph(self.topology)
-            found = nx.single_source_dijkstra_path_length(g, node, weight="delay") \
-                if node in g else {}
-            self._delays = (node, found)
-        return self._delays[1]
+    @cached_property
+    def _links(self) -> Links:
+        from .shortest import Links
+
+        return Links(self.topology, [n.name for n in self.topology.nodes])
+
+    def delay(self, node: str, other: str) -> int | None:
+        """ns of the least-delay path between ``node`` and ``other`` (None: no path), as
+        ``shortest_path`` would find it."""
+        if len(self.topology.nodes) < _SMALL:
+            path = shortest_path(self.topology, node, other)
+            return None if path is None else path_delay(self.topology, path).ns
+        if self._rows is None or node not in self._rows.row:
+            k = self._next.get(node)
+            batch = [node] if k is None else self._order[k:k + _BATCH]
+            self._rows = self._links.rows(batch, paths=False)
+            if node not in self._rows.row:
+                return None
+        return self._rows.delay(node, other)
 
     def widest(self, node: str) -> dict[str, int]:
         """bit/s of the widest path from ``node`` to every other node it reaches."""

@@ -16,13 +16,12 @@ pruned (see :mod:`.explain`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
 from ..ir import _ir as I
-from . import resources as R
 from ._decompose import solve_in_groups
 from ._problem import (
     Choice,
@@ -264,11 +263,11 @@ class Encoding:
             cells = self._group_var.get(fi_id, xs)
             for node, var in cells.items():
                 choice = self.choices[fi_id].get(node) or self._group_choice(fi_id, node)
-                out.setdefault((topo, node), []).append((var, R.demand(choice.option)))
+                out.setdefault((topo, node), []).append((var, choice.demand))
         return out
 
     def _group_choice(self, fi_id: str, node: str) -> Choice:
-        group = next(g for g in self.problem.groups if fi_id in g.instances)
+        group = self.problem.group_of(fi_id)
         return next(self.choices[i][node] for i in group.instances
                     if node in self.choices.get(i, {}))
 
@@ -316,9 +315,9 @@ class Encoding:
             preferring = sum(1 for i in self.x if instances[i].prefer is not None)
             parts[LEVELS[2][0]] = (sum(misses), preferring)
         for name, res in ((LEVELS[3][0], "vcpus"), (LEVELS[4][0], "stages")):
-            used = [e for key, e in sorted(self.usage.items()) if key[2] == res]
+            used = [self.usage[key] for key in sorted(k for k in self.usage if k[2] == res)]
             if used:
-                top = sum(max(R.demand(c.option).get(res, 0) for c in chosen.values())
+                top = sum(max(c.demand.get(res, 0) for c in chosen.values())
                           for chosen in self.choices.values() if chosen)
                 parts[name] = (sum(used), top)
         if self.routes:
@@ -419,8 +418,11 @@ def _floor_limits(program: I.Program, floor: dict[str, list[int]]
     return usage, unbudgeted, limits
 
 
-def optimise(problem: Problem, options: Options, known: dict[str, int]) -> Placement | None:
-    """Solve the goals in turn; levels in ``known`` are already optimal at that value."""
+def optimise(problem: Problem, options: Options, known: Mapping[str, int], *,
+             report: bool = True) -> Placement | None:
+    """Solve the goals in turn; levels in ``known`` are already optimal at that value.
+    Without ``report`` the placement is returned bare — no latencies, objective or search
+    record (a group's: the whole program's are computed once, from all of them)."""
     enc = Encoding(problem, explain=False)
     if not enc.feasible:
         return None
@@ -468,6 +470,8 @@ def optimise(problem: Problem, options: Options, known: dict[str, int]) -> Place
                 return None
             raise _SearchLimit()
         best = enc.snapshot(solver)
+    if not report:
+        return enc.placement(lambda v: best[v])
     placement = complete(problem.program, enc.placement(lambda v: best[v]), None)
     searched = {name for goal in goals for name, _, _ in goal} | set(known)
     report = []

@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from ..ir import _ir as I
 from . import resources as R
-from ._problem import Problem, build
+from ._problem import Choice, Problem, build
 from .objective import complete
 from .options import Options
 from .placement import Level, Placement, Search
@@ -101,17 +101,19 @@ def solve_in_groups(program: I.Program, problem: Problem, options: Options,
         caps = {key: dict(v) for key, v in residual.items()}
         part = optimise(Problem(sub, tuple(spaces[n] for n in spaces if n in names), caps,
                                 tuple(g for g in problem.groups if g.instances[0] in ids),
-                                problem.transits, problem.narrowed), batch_options, known)
+                                problem.transits, problem.narrowed), batch_options, known,
+                        report=False)
         if part is None:  # the narrowed model may have left out the one node that fits
             part = optimise(build(sub, limits={n: limits[n] for n in names if n in limits},
                                   transits=problem.transits, capacities=caps),
-                            batch_options, known)
+                            batch_options, known, report=False)
         if part is None:  # the floors cannot hold: the group's budgets are its only cap
             floor_held = False
             part = optimise(build(sub, transits=problem.transits, capacities=caps),
-                            batch_options, {})
+                            batch_options, {}, report=False)
         if part is None:
-            alone = optimise(build(sub, transits=problem.transits), batch_options, {})
+            alone = optimise(build(sub, transits=problem.transits), batch_options, {},
+                             report=False)
             raise Stuck(sub, collision=alone is not None)
         for a in part.assignments:
             assignments[a.instance] = a
@@ -161,7 +163,7 @@ def _relaxation(program: I.Program, problem: Problem) -> tuple[int, int, int]:
     for space in problem.services:
         svc = space.service
         for fi in svc.chain:
-            costs = [_cost(fi, c.option) for c in space.choices.get(fi.id, ())]
+            costs = [_cost(fi, c) for c in space.choices.get(fi.id, ())]
             if not costs:
                 continue
             best = min(costs)
@@ -177,7 +179,6 @@ def _relaxation(program: I.Program, problem: Problem) -> tuple[int, int, int]:
     return totals[0], totals[1], totals[2]
 
 
-def _cost(fi: I.FunctionInstance, option: I.TargetOption) -> tuple[int, int, int]:
-    d = R.demand(option)
-    miss = int(fi.prefer is not None and I.target_family(option.target) != fi.prefer)
-    return miss, d.get("vcpus", 0), d.get("stages", 0)
+def _cost(fi: I.FunctionInstance, c: Choice) -> tuple[int, int, int]:
+    miss = int(fi.prefer is not None and I.target_family(c.target) != fi.prefer)
+    return miss, c.demand.get("vcpus", 0), c.demand.get("stages", 0)

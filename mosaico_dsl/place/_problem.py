@@ -12,7 +12,7 @@ conflict.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from itertools import pairwise
@@ -65,12 +65,13 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """Instance on ``node`` as ``target``."""
+    """Instance on ``node`` as ``target``; ``demand`` is what it takes from the node."""
 
     node: str
     target: str
     option: I.TargetOption
     forbid: frozenset[Rule]
+    demand: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def latency(self) -> int:
@@ -143,7 +144,18 @@ class Problem:
         return self._instances[instance_id]
 
     def space_of(self, service: str) -> ServiceSpace:
-        return next(s for s in self.services if s.name == service)
+        return self._spaces[service]
+
+    def group_of(self, instance_id: str) -> Group:
+        return self._groups_by_instance[instance_id]
+
+    @cached_property
+    def _spaces(self) -> dict[str, ServiceSpace]:
+        return {s.name: s for s in self.services}
+
+    @cached_property
+    def _groups_by_instance(self) -> dict[str, Group]:
+        return {i: g for g in self.groups for i in g.instances}
 
     @cached_property
     def _instances(self) -> dict[str, I.FunctionInstance]:
@@ -178,6 +190,13 @@ def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
         capacities = {(t.name, n.name): R.capacity(n) for t in program.topologies
                       for n in (*t.switches, *t.hosts)}
     _find_bases(program, transits)
+    if width is not None:  # every switch on a path may lead a detour to its vicinity
+        for t in program.topologies:
+            transit = transits[t.name]
+            transit.prepare_vicinity(
+                (n for svc in program.services if svc.topology == t.name
+                 for src in svc.sources for n in (transit.base(src, svc.destination) or ())),
+                width)
     services = []
     narrowed = False
     layouts = {t.name: _Layout.of(t) for t in program.topologies}
@@ -292,15 +311,16 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
         candidates = list(nodes)
     for fi in svc.chain:
         fastest = min(t.latency.ns for t in fi.targets)
+        demands = {t.target: R.demand(t) for t in fi.targets}
 
-        def consider(node: I.NodeIR, where, fi=fi, fastest=fastest
+        def consider(node: I.NodeIR, where, fi=fi, fastest=fastest, demands=demands
                      ) -> tuple[Choice, dict] | None:
             target = R.target_on(fi, node)
             if target is None:
                 return None
             option = fi.option(target)
-            forbid = _choice_rules(svc, topo, fi, node, target, option, lasts, capacities,
-                                   service_rules)
+            forbid = _choice_rules(svc, topo, fi, node, target, demands[target], lasts,
+                                   capacities, service_rules)
             if any(r.kind in pruned for r in forbid):
                 return None
             per_route = {}
@@ -311,7 +331,7 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
                 if not locs:
                     return None
                 per_route[src] = locs
-            return Choice(node.name, target, option, forbid), per_route
+            return Choice(node.name, target, option, forbid, demands[target]), per_route
 
         if narrowed:
             kept = _nearest(fi, layout, candidates, near_routes, width, consider)
@@ -520,7 +540,7 @@ class _Spots:
 
 
 def _choice_rules(svc: I.Service, topo: I.Topology, fi: I.FunctionInstance, node: I.NodeIR,
-                  target: str, option: I.TargetOption, lasts: set[str | None],
+                  target: str, demand: Mapping[str, int], lasts: set[str | None],
                   capacities, service_rules: _ServiceRules) -> frozenset[Rule]:
     rules: list[Rule] = []
     if fi.pin is not None and node.name != fi.pin:
@@ -535,7 +555,7 @@ def _choice_rules(svc: I.Service, topo: I.Topology, fi: I.FunctionInstance, node
         if node.priority_queues < R.queues_needed(fi):
             rules.append(Rule(Kind.PRIORITY_QUEUES, (topo.name, node.name)))
     offered = capacities[(topo.name, node.name)]
-    for res in R.over(R.demand(option), offered):
+    for res in R.over(demand, offered):
         rules.append(Rule(Kind.CAPACITY, (topo.name, node.name, res)))
     return frozenset(rules)
 
