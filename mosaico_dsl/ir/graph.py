@@ -13,7 +13,7 @@ from ..units import Bandwidth, Time
 from ._ir import Topology
 
 if TYPE_CHECKING:
-    from .shortest import Links, Rows
+    from .shortest import Links, Rows, SmallRows
 
 _BATCH = 128  # destinations searched from at once
 # Below this many nodes a search in Python costs less than loading SciPy's.
@@ -55,18 +55,56 @@ def _build(topology: Topology) -> nx.Graph:
 
 def shortest_path(topology: Topology, src: str, dst: str,
                   avoid: frozenset[str] = frozenset()) -> tuple[str, ...] | None:
-    """Lowest-delay path (ties broken by hop count, then names, so the result is stable)."""
-    g = topology_graph(topology)
+    """Lowest-delay path; among equal delays the fewest hops, then — walking back from
+    ``dst`` — the predecessor declared first (:mod:`.shortest`), so it is stable."""
     if avoid:
-        g = g.subgraph(n for n in g.nodes if n not in avoid or n in (src, dst))
-    if src not in g or dst not in g:
-        return None
-    try:
-        # Weight = delay scaled, plus one per hop: among equal delays prefer fewer hops.
-        path = nx.dijkstra_path(g, src, dst, weight=lambda u, v, d: d["delay"] * 1024 + 1)
-    except nx.NetworkXNoPath:
-        return None
-    return tuple(path)
+        from .shortest import Links
+
+        kept = [n.name for n in topology.nodes if n.name not in avoid or n.name in (src, dst)]
+        links = Links(topology, kept)
+        if src not in links.index:
+            return None
+        return links.small(src).path(src, dst)
+    return _searches(topology).path(src, dst)
+
+
+class _Searches:
+    """Searches from single nodes over every link of one topology, remembered (a few
+    thousand at most): the backends ask for paths from each switch to every endpoint."""
+
+    MAX = 4096
+
+    def __init__(self, topology: Topology) -> None:
+        from .shortest import Links
+
+        self.links = Links(topology, [n.name for n in topology.nodes])
+        self.small = len(self.links.names) < _SMALL
+        self.rows: dict[str, Rows | SmallRows] = {}
+
+    def path(self, src: str, dst: str) -> tuple[str, ...] | None:
+        if src not in self.links.index or dst not in self.links.index:
+            return None
+        rows = self.rows.get(src)
+        if rows is None:
+            if len(self.rows) >= self.MAX:
+                self.rows.pop(next(iter(self.rows)))
+            rows = self.rows[src] = self.links.small(src) if self.small \
+                else self.links.rows([src])
+        return rows.path(src, dst)
+
+
+_SEARCHES: dict[int, tuple[Topology, _Searches]] = {}
+
+
+def _searches(topology: Topology) -> _Searches:
+    hit = _SEARCHES.get(id(topology))
+    if hit is not None and hit[0] is topology:
+        return hit[1]
+    found = _Searches(topology)
+    if len(_SEARCHES) >= _GRAPHS_MAX:
+        _SEARCHES.pop(next(iter(_SEARCHES)))
+    _SEARCHES[id(topology)] = (topology, found)
+    return found
 
 
 def path_delay(topology: Topology, path: tuple[str, ...]) -> Time:
