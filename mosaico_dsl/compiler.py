@@ -191,6 +191,7 @@ def compile(source: Source, *, emit: Sequence[str] | None = None,
     artifacts: dict[str, bytes] = {}
     for name in emit:
         produced = BACKENDS[name](c)
+        diagnostics = (*diagnostics, *getattr(produced, "warnings", ()))
         clash = set(produced) & set(artifacts)
         if clash:  # pragma: no cover - backends write disjoint paths by construction
             raise RuntimeError(f"backend {name} overwrites {sorted(clash)}")

@@ -8,9 +8,9 @@ text serialise identically.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
+from .._json import dumps
 from ..units import Quantity
 from ._ir import Args, Program
 from .predicate import And, Cmp, Not, Or
@@ -45,4 +45,4 @@ def to_jsonable(obj: Any) -> Any:
 
 def program_to_json(program: Program) -> str:
     doc = {"mosaico_ir": IR_FORMAT_VERSION, **to_jsonable(program)}
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return dumps(doc, 2) + "\n"

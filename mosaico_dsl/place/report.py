@@ -7,13 +7,13 @@ reaches it when it is the first function of that detour.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .._json import dumps
 from ..ir import _ir as I
 from ..units import Size, Time
 from .latency import ItemKind, breakdown, format_time
@@ -25,7 +25,7 @@ __all__ = ["placement_document", "Row", "rows", "render", "primary_optimal"]
 def placement_document(placement: Placement) -> bytes:
     """The bytes of ``placement.json`` — one function for ``mosaico place`` and
     ``mosaico compile``, so the two always write the same document."""
-    return (json.dumps(placement.to_json(), indent=2, sort_keys=True) + "\n").encode()
+    return (dumps(placement.to_json(), 2) + "\n").encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,11 @@ same state as simple_switch_CLI commands (rendered from ``codegen/bmv2/entries.t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from google.protobuf import json_format
 
+from ..._json import dumps
 from ...p4proto import p4r as R
 from .model import Match, TableEntry
 from .plan import SwitchPlan
@@ -83,7 +83,7 @@ def updates(plan: SwitchPlan) -> list[R.Update]:
 
 def entries_json(plan: SwitchPlan) -> str:
     docs = [json_format.MessageToDict(u) for u in updates(plan)]
-    return json.dumps(docs, indent=1, sort_keys=True) + "\n"
+    return dumps(docs, 1) + "\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from google.protobuf import json_format
 
+from ..._json import dumps
 from .entries import table_update
 from .model import Counter, Register, Table, TableEntry
 from .plan import Step, SwitchPlan
@@ -240,4 +241,4 @@ def metrics_of(plan: SwitchPlan) -> SwitchMetrics:
 
 
 def metrics_json(plan: SwitchPlan) -> str:
-    return json.dumps(metrics_of(plan).to_json(), indent=1, sort_keys=True) + "\n"
+    return dumps(metrics_of(plan).to_json(), 1) + "\n"

@@ -20,9 +20,13 @@ import lark
 from ..._cache import lark_cache
 
 __all__ = ["P4SyntaxError", "Preprocessed", "preprocess", "parse", "check_source",
-           "check_file"]
+           "check_file", "KEYWORDS"]
 
 _DIRECTIVE = re.compile(r"^\s*#\s*(\w+)\s*(.*?)\s*$")
+#: The words the grammar spells out (``control``, ``apply``, ``bit``, …): a parser tells
+#: them from names, so they are kept when a fragment is reduced to its shape.
+KEYWORDS = frozenset(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"',
+                                (Path(__file__).parent / "p4.lark").read_text(encoding="utf-8")))
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -4,19 +4,21 @@ For every host the placement runs Linux functions on (``<host>/``): ``stack.yaml
 ``vnfd-<vnf>.yaml`` / ``pnfd-<switch>.yaml`` / ``nsd-<service>.yaml`` (OSM SOL006),
 ``<vnf>.nft`` (one nftables ruleset per VNF) and ``tc.sh`` (queueing VNFs). At the top,
 ``local.json`` realises the whole topology on one Linux machine, with ``local/`` holding
-the rulesets and scripts of the switches' software stand-ins. Every YAML and JSON document
+the rulesets and scripts of the switches' software stand-ins (not for a topology too large
+for one machine: W1001, :func:`.localplan.too_large`). Every YAML and JSON document
 is checked against the project's schema before it is returned.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..._json import dumps
 from ...diagnostics import CompileError, Diagnostic, error
+from .. import Artifacts
 from .heat import host_stack, render_stack
-from .localplan import LocalPlanError, plan_local
+from .localplan import LocalPlanError, plan_local, too_large
 from .model import VnfHost, vnf_hosts
 from .nftables import Unsupported
 from .osm import nsd_path, pnfd_path, render_nsd, render_pnfd, render_vnfd, vnfd_path
@@ -31,29 +33,33 @@ __all__ = ["generate", "generate_texts"]
 
 def generate(c: Compilation) -> Mapping[str, bytes]:
     """The backend entry point registered as ``vnf`` in ``compiler.BACKENDS``."""
-    return {p: t.encode() for p, t in generate_texts(c).items()}
+    texts = generate_texts(c)
+    return Artifacts({p: t.encode() for p, t in texts.items()}, texts.warnings)
 
 
-def generate_texts(c: Compilation) -> dict[str, str]:
+def generate_texts(c: Compilation) -> Artifacts:
     program, placement = c.program, c.placement
     files: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
     for host in vnf_hosts(program, placement):
         diagnostics.extend(_host(host, c, files))
-    try:
-        plan = plan_local(program, placement)
-    except LocalPlanError as e:
-        diagnostics.extend(e.diagnostics)
-    else:
-        doc = plan.to_json()
-        validate("local-plan", doc)
-        for path, text in plan.files.items():
-            if files.setdefault(path, text) != text:  # pragma: no cover - one generator
-                raise RuntimeError(f"local plan and VNF backend disagree on {path}")
-        files["local.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    # A topology too large for one machine gets every artifact but local.json (W1001).
+    skipped = too_large(program, placement)
+    if skipped is None:
+        try:
+            plan = plan_local(program, placement)
+        except LocalPlanError as e:
+            diagnostics.extend(e.diagnostics)
+        else:
+            doc = plan.to_json()
+            validate("local-plan", doc)
+            for path, text in plan.files.items():
+                if files.setdefault(path, text) != text:  # pragma: no cover - one generator
+                    raise RuntimeError(f"local plan and VNF backend disagree on {path}")
+            files["local.json"] = dumps(doc, 2) + "\n"
     if diagnostics:
         raise CompileError(diagnostics)
-    return dict(sorted(files.items()))
+    return Artifacts(dict(sorted(files.items())), () if skipped is None else (skipped,))
 
 
 def _host(host: VnfHost, c: Compilation, files: dict[str, str]) -> list[Diagnostic]:
