@@ -38,10 +38,12 @@ class _Loaded:
 
 def read_source(path: Path) -> str:
     """The text of a source file; a file that cannot be read or is not UTF-8 is the user's
-    error (E0101, exit 1) with the same words whichever command read it."""
+    error (E0101, exit 1) with the same words whichever command read it, and one too large
+    to check in the memory available is refused before it is read (E0106)."""
     from .diagnostics import error
 
     try:
+        _refuse_if_too_large(path.stat().st_size, str(path))
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise CompileError([error(
@@ -49,6 +51,16 @@ def read_source(path: Path) -> str:
             f"{e.start})", hint="save it as UTF-8")]) from None
     except OSError as e:
         raise CompileError([error("E0101", f"cannot read {path}: {e.strerror or e}")]) from None
+
+
+def _refuse_if_too_large(size: int, name: str) -> None:
+    from .limits import estimate_check, format_bytes, memory_limit, over_memory
+
+    too_large = over_memory("E0106", f"checking {name} ({format_bytes(size)})",
+                            estimate_check(size), memory_limit(),
+                            hint="split the program into smaller ones")
+    if too_large is not None:
+        raise CompileError([too_large])
 
 
 def load(source: Source, *, file: str | None = None) -> _Loaded:
@@ -63,6 +75,7 @@ def load(source: Source, *, file: str | None = None) -> _Loaded:
         text, file = read_source(source), str(source)
     elif isinstance(source, str):
         text, file = source, file or "<input>"
+        _refuse_if_too_large(len(text), file)
     else:
         raise TypeError(f"cannot compile a {type(source).__name__}")
     result = parse(text, file)

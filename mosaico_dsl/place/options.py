@@ -35,6 +35,10 @@ class Options:
     exact_size: int = 40_000
     group_size: int = 100
     width: int = 4
+    # Memory placement may plan to use: bytes, a size ("8GiB"), "off", or None for the
+    # default (MOSAICO_MEMORY_LIMIT, else what the machine has available): a program whose
+    # estimate is larger is refused before solving (E0814). See mosaico_dsl.limits.
+    memory_limit: int | str | None = None
 
     def configure(self, solver: cp_model.CpSolver) -> None:
         from ortools.sat.python import cp_model
