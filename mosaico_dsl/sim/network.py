@@ -279,6 +279,34 @@ def _dport_candidates(match: I.Predicate, l4: str) -> list[int]:
     return [*dict.fromkeys(out), 80, 443, 5201]
 
 
+def send_interval(spec: FlowSpec, size: int) -> int:
+    """ns between an open-loop source's packets (as it paces them: at least 1 ns)."""
+    if spec.rate_pps is not None:
+        interval = _NS // spec.rate_pps.pps
+    else:
+        bps = spec.rate_bps.bps if spec.rate_bps is not None else \
+            {"cbr": 1_000_000, "onoff": 2_000_000}.get(spec.kind, 0)
+        # floods: 10 kpps unless told
+        interval = size * 8 * _NS // bps if bps else _NS // 10_000
+    return max(1, interval)
+
+
+def packets_at_most(spec: FlowSpec, duration: int, fastest_bps: int) -> int:
+    """How many packets ``spec`` can send in a run of ``duration`` ns at most: an open-loop
+    source its paced rate, a TCP flow what its fastest possible access link (``fastest_bps``)
+    carries, or its transfer."""
+    stop = min(duration, spec.stop.ns) if spec.stop is not None else duration
+    window = max(0, stop - spec.start.ns)
+    size = _default_size(spec)
+    if spec.is_tcp:
+        packets = -(-window * fastest_bps // (size * 8 * _NS))
+        if spec.transfer is not None:
+            packets = min(packets, -(-spec.transfer.bytes // (size - IP_TCP_HEADER)) + 1)
+    else:
+        packets = -(-window // send_interval(spec, size))
+    return spec.count * packets
+
+
 def _default_size(spec: FlowSpec) -> int:
     if spec.size is not None:
         return spec.size.bytes
@@ -429,15 +457,7 @@ def _bind(b: _Builder, spec: FlowSpec, pool, endpoint, rr, fid: int, errors: lis
         if stop < b.duration:
             e.at(stop, flow.sender.stop)
     else:
-        if spec.rate_pps is not None:
-            interval = _NS // spec.rate_pps.pps
-        else:
-            bps = spec.rate_bps.bps if spec.rate_bps is not None else \
-                {"cbr": 1_000_000, "onoff": 2_000_000}.get(spec.kind, 0)
-            if bps:
-                interval = size * 8 * _NS // bps
-            else:
-                interval = _NS // 10_000  # floods: 10 kpps unless told
+        interval = send_interval(spec, size)
         span = None
         if spoof is not None:
             span = (int(spoof.network_address), spoof.num_addresses)
