@@ -329,14 +329,19 @@ def _place(ctx: Context) -> str:
 
 
 def _compile(ctx: Context) -> str:
+    """Every artifact (`mosaico compile`'s backends) from the placement just made."""
     from mosaico_dsl.compiler import BACKENDS, Compilation
 
     c = Compilation(ctx.program, ctx.placement, "bench.mosaico", ctx.text)
     ctx.artifacts = {}
+    warnings: list[str] = []
     for backend in BACKENDS.values():
-        ctx.artifacts.update(backend(c))
+        produced = backend(c)
+        warnings += [d.code for d in getattr(produced, "warnings", ())]
+        ctx.artifacts.update(produced)
     size = sum(len(b) for b in ctx.artifacts.values())
-    return f"{len(ctx.artifacts)} files, {size / 2**20:.0f} MiB"
+    return f"{len(ctx.artifacts)} files, {size / 2**20:.0f} MiB" + \
+        (f" ({', '.join(warnings)})" if warnings else "")
 
 
 #: (name, runner): each runner reads and extends the context and returns a remark. A stage
