@@ -81,7 +81,7 @@ class Net:
     def endpoint(self, name: str, index: int, trusted: bool, server: bool) -> None:
         self.graph.add_node(name, switch=False)
         (self.servers if server else self.clients).append(name)
-        ip = f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256 + 1 if index % 256 < 254 else 1}"
+        ip = f"10.{index // 62500}.{index // 250 % 250}.{index % 250 + 1}"  # all distinct
         self.lines.append(f"  endpoint {name} {{ ip: {ip}, trusted: {str(trusted).lower()} }}")
 
 

@@ -121,7 +121,7 @@ CODES: dict[str, str] = {
     "W0701": "node not connected",
     "W0201": "unused import",
     "W0801": "placement not proven optimal",
-    "W1001": "local target not generated: too large for one machine",
+    "W1001": "local target not generated",
     "W1101": "simulated traffic matches no service",
     "W1102": "function without a simulation model",
 }

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..._json import dumps
-from ...diagnostics import CompileError, Diagnostic, error
+from ...diagnostics import CompileError, Diagnostic, Note, error, warning
 from .. import Artifacts
 from .heat import host_stack, render_stack
 from .localplan import LocalPlanError, plan_local, too_large
@@ -43,13 +43,18 @@ def generate_texts(c: Compilation) -> Artifacts:
     diagnostics: list[Diagnostic] = []
     for host in vnf_hosts(program, placement):
         diagnostics.extend(_host(host, c, files))
-    # A topology too large for one machine gets every artifact but local.json (W1001).
+    # A topology too large for one machine, or routes the local target cannot steer
+    # (E1001), get every artifact but local.json, with a warning (W1001): the other
+    # targets realise them.
     skipped = too_large(program, placement)
     if skipped is None:
         try:
             plan = plan_local(program, placement)
         except LocalPlanError as e:
-            diagnostics.extend(e.diagnostics)
+            steering = [d for d in e.diagnostics if d.code == "E1001"]
+            diagnostics.extend(d for d in e.diagnostics if d.code != "E1001")
+            if steering:
+                skipped = _not_steerable(steering)
         else:
             doc = plan.to_json()
             validate("local-plan", doc)
@@ -60,6 +65,15 @@ def generate_texts(c: Compilation) -> Artifacts:
     if diagnostics:
         raise CompileError(diagnostics)
     return Artifacts(dict(sorted(files.items())), () if skipped is None else (skipped,))
+
+
+def _not_steerable(errors: list[Diagnostic]) -> Diagnostic:
+    """W1001 for a local target whose routes cannot be realised: the E1001s as notes."""
+    first = errors[0]
+    return warning("W1001", f"the local target (local.json) is not generated: {len(errors)} "
+                   f"route conflict{'s' * (len(errors) != 1)} it cannot realise (E1001)",
+                   first.span, first.hint,
+                   [Note(f"E1001: {d.message}", d.span) for d in errors[:10]])
 
 
 def _host(host: VnfHost, c: Compilation, files: dict[str, str]) -> list[Diagnostic]:
