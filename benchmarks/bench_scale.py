@@ -37,7 +37,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -55,6 +55,9 @@ class Net:
     clients: list[str]
     servers: list[str]
     ports: dict[str, int]
+    # Regional traffic (the ISP): endpoint → its PoP, PoP → the PoPs its services reach.
+    region: dict[str, int] = field(default_factory=dict)
+    near: dict[int, list[int]] = field(default_factory=dict)
 
     def port(self, switch: str) -> str:
         self.ports[switch] = self.ports.get(switch, 0) + 1
@@ -93,7 +96,8 @@ def _new_net() -> Net:
     return Net([], nx.Graph(), [], [], [], {})
 
 
-def _edge_site(net: Net, rng: random.Random, switch: str, index: int, clients: int) -> None:
+def _edge_site(net: Net, rng: random.Random, switch: str, index: int, clients: int,
+               region: int | None = None) -> None:
     """A VNF host and endpoints behind an edge switch."""
     net.host(f"h_{switch}", trusted=rng.random() < 0.8, vcpus=rng.choice((16, 32)))
     net.link(switch, f"h_{switch}", "40Gbps", rng.randint(3, 8) * 1000)
@@ -101,6 +105,8 @@ def _edge_site(net: Net, rng: random.Random, switch: str, index: int, clients: i
         name = f"e{index}_{j}"
         net.endpoint(name, index * (clients + 1) + j, trusted=rng.random() < 0.6,
                      server=j == 0)
+        if region is not None:
+            net.region[name] = region
         net.link(switch, name, "10Gbps", rng.randint(5, 20) * 1000)
 
 
@@ -133,7 +139,9 @@ def fat_tree(k: int, rng: random.Random) -> Net:
 
 def isp(switches: int, rng: random.Random) -> Net:
     """An ISP-like mesh: PoPs scattered over a 4,000 km plane, each linked to its nearest
-    PoPs (delay 5 µs/km), each PoP two core routers and a ring of access switches."""
+    PoPs (delay 5 µs/km), each PoP two core routers and a ring of access switches. Services
+    are regional — to a PoP among the four nearest — as a P4 program classifies at most
+    255 services (E0905) and a backbone router would otherwise carry thousands."""
     net = _new_net()
     per_pop = 8  # 2 core + 6 access
     pops = max(2, switches // per_pop)
@@ -162,8 +170,10 @@ def isp(switches: int, rng: random.Random) -> Net:
         access = [f"p{p}_x{i}" for i in range(per_pop - 2)]
         for i, x in enumerate(access):
             net.link(x, f"p{p}_c{i % 2}", "40Gbps", rng.randint(20, 200) * 1000)
-            _edge_site(net, rng, x, index, clients=2)
+            _edge_site(net, rng, x, index, clients=2, region=p)
             index += 1
+    for p in range(pops):
+        net.near[p] = sorted(range(pops), key=lambda q: (km(p, q), q))[:4]
     return net
 
 
@@ -246,10 +256,20 @@ def services(net: Net, n: int, rng: random.Random) -> list[str]:
         g = net.graph
         return g.edges[a, sa]["delay"] + from_switch[sa][sb] + g.edges[sb, b]["delay"]
 
+    by_region: dict[int, tuple[list[str], list[str]]] = {}
+    for e, p in net.region.items():
+        by_region.setdefault(p, ([], []))[e in net.servers].append(e)
     out = []
     for i in range(n):
-        dst = rng.choice(net.servers)
-        srcs = rng.sample(net.clients, rng.choice((1, 1, 1, 2)))
+        if net.near:  # regional: a client, then a server and maybe another client nearby
+            first = rng.choice(net.clients)
+            pops = net.near[net.region[first]]
+            dst = rng.choice([e for p in pops for e in by_region[p][1]])
+            others = [e for p in pops for e in by_region[p][0] if e != first]
+            srcs = [first, *rng.sample(others, rng.choice((0, 0, 0, 1)))]
+        else:
+            dst = rng.choice(net.servers)
+            srcs = rng.sample(net.clients, rng.choice((1, 1, 1, 2)))
         head = rng.choice(HEADS)
         steps = [s.format(kpps=rng.randint(5, 50), collector=rng.choice(net.servers))
                  for s in head]

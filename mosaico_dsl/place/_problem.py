@@ -446,13 +446,16 @@ class _Nearby:
             return
         bps = bandwidth.bps if bandwidth is not None else None
         on_path = set(path)
-        for k, n in enumerate(path):
-            if 0 < k < len(path) - 1 and n in switches and n not in self._spots:
+        kept = _spread([k for k, n in enumerate(path) if 0 < k and n in switches], width)
+        for k in kept:
+            n = path[k]
+            if n not in self._spots:
                 self._spots[n] = [Location(n, None, k, (), 0, frozenset())]
                 self.reach[n] = 0
         attached: set[str] = set()
-        for k, attach in enumerate(path):
-            if k == 0 or attach not in switches or attach in attached:
+        for k in kept:
+            attach = path[k]
+            if attach in attached:
                 continue
             attached.add(attach)
             for node, detour, delay in transit.vicinity(attach, width, reach):
@@ -470,6 +473,16 @@ class _Nearby:
             return ()
         return tuple(loc for loc in self._spots.get(node, ())
                      if slack is None or 2 * loc.delay <= slack)
+
+
+def _spread(positions: list[int], width: int) -> list[int]:
+    """Of a long path's switches: the first and the last ``width`` and ``width`` evenly
+    between them (a path across a line of thousands of switches would otherwise offer
+    every function thousands of equivalent places)."""
+    if len(positions) <= 3 * width:
+        return positions
+    middle = [positions[i * (len(positions) - 1) // (width + 1)] for i in range(1, width + 1)]
+    return sorted({*positions[:width], *middle, *positions[-width:]})
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,9 +306,9 @@ def _ratelimit(ctx: _Ctx, fi: I.FunctionInstance, _next: str) -> Step:
     cells = int(fi.args["buckets"]) if per_source else 1
     meter = ctx.meter(f"{prefix}_meter", cells)
     rate, burst = fi.args["rate"].pps, int(fi.args["burst"])
+    label = f"{fi.id} {fi.args['rate']} burst {burst}"
     for i in range(cells):
-        ctx.meter_configs.append(MeterConfig(meter, i, rate, burst,
-                                             f"{fi.id} {fi.args['rate']} burst {burst}"))
+        ctx.meter_configs.append(MeterConfig(meter, i, rate, burst, label))
     dropped = ctx.counter(f"{prefix}_dropped", 1)
     return Step(fi, "ratelimit", prefix, "std/security/ratelimit.p4", (), (dropped,), (meter,),
                 const=(("per_source", int(per_source)), ("cells", cells)))

@@ -26,7 +26,8 @@ def _line(n: int) -> str:
     lines.append("}")
     for i in range(n):
         lines.append(f"service svc{i} on t {{ from c{i} chain {{ "
-                     f"sec.RateLimit(rate: {i + 1}kpps) -> Forward(to: v{i}) }} }}")
+                     f"sec.RateLimit(rate: {i + 1}kpps, per: \"source\", buckets: 64) "
+                  f"-> Forward(to: v{i}) }} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -71,3 +72,20 @@ def test_a_broken_fragment_is_caught_where_it_first_appears(many, monkeypatch):
     with pytest.raises(RuntimeError, match="does not parse"):
         BACKENDS["p4"](many)
     assert syntax.KEYWORDS >= {"control", "apply", "table", "action"}
+
+
+def test_entries_json_is_protobufs_json_mapping(example, many):
+    """entries.json is written without json_format, but means exactly what it writes: the
+    documents equal ``MessageToDict`` of the P4Runtime updates, for every example program
+    and a line of switches with per-source meters (hundreds of meter cells)."""
+    from google.protobuf import json_format
+    from p4_support import compiled
+
+    from mosaico_dsl.backends.p4.entries import update_docs, updates
+    from mosaico_dsl.backends.p4.plan import plan_switches
+
+    for c in (Compilation(compiled(example).program, compiled(example).placement, "x", None),
+              many):
+        plans, _ = plan_switches(c.program, c.placement)
+        for plan in plans:
+            assert update_docs(plan) == [json_format.MessageToDict(u) for u in updates(plan)]
