@@ -141,8 +141,9 @@ def update_docs(plan: SwitchPlan) -> list[dict]:
                                     pburst=mc.burst)}
         out.append({"type": "MODIFY", "entity": {"meterEntry": meter}})
     for cs in plan.clone_sessions:
-        replica = {k: v for k, v in (("egressPort", cs.port), ("instance", 1)) if v}
-        session = {"sessionId": cs.session, "replicas": [replica]}
+        # egress_port is in a oneof: present, so written even when it is port 0.
+        session = {"sessionId": cs.session,
+                   "replicas": [{"egressPort": cs.port, "instance": 1}]}
         out.append({"type": "INSERT", "entity": {
             "packetReplicationEngineEntry": {"cloneSessionEntry": session}}})
     return out

@@ -14,7 +14,8 @@ from mosaico_dsl.compiler import BACKENDS, Compilation
 
 def _line(n: int) -> str:
     """n switches in a row, each with a client and a server; a service per switch."""
-    lines = ["import std.security as sec", "from std.fwd import Forward", "topology t {"]
+    lines = ["import std.security as sec", "from std.fwd import Forward, Mirror",
+             "topology t {"]
     for i in range(n):
         lines += [f"  switch s{i} : bmv2 {{ ports: 8 }}",
                   f"  endpoint c{i} {{ ip: 10.0.{i}.1, trusted: true }}",
