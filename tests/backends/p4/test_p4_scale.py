@@ -13,7 +13,8 @@ from mosaico_dsl.compiler import BACKENDS, Compilation
 
 
 def _line(n: int) -> str:
-    """n switches in a row, each with a client and a server; a service per switch."""
+    """n switches in a row, each with a client and a server; a service per switch, with
+    per-source meters (many meter cells) and every fourth a mirror to port 0."""
     lines = ["import std.security as sec", "from std.fwd import Forward, Mirror",
              "topology t {"]
     for i in range(n):
@@ -26,9 +27,11 @@ def _line(n: int) -> str:
             lines.append(f"  link s{i - 1}.2 -- s{i}.3 {{ bandwidth: 10Gbps }}")
     lines.append("}")
     for i in range(n):
+        # A mirror back to the client, on its switch: a clone session to port 0.
+        mirror = f"Mirror(to: c{i}) @ s{i} -> " if i % 4 == 0 else ""
         lines.append(f"service svc{i} on t {{ from c{i} chain {{ "
-                     f"sec.RateLimit(rate: {i + 1}kpps, per: \"source\", buckets: 64) "
-                  f"-> Forward(to: v{i}) }} }}")
+                     f"sec.RateLimit(rate: {i + 1}kpps, per: \"source\", buckets: 64) -> "
+                     f"{mirror}Forward(to: v{i}) }} }}")
     return "\n".join(lines) + "\n"
 
 
