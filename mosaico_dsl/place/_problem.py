@@ -335,6 +335,26 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
 
         if narrowed:
             kept = _nearest(fi, layout, candidates, near_routes, width, consider)
+            # Every target the exact model offers is offered here too (a node of it, the
+            # first found): what a target costs does not depend on the node, so the
+            # cheapest choice of each function — the groups' bound — is the exact model's.
+            missing = {t for t in layout.targets(fi) if fi.place is None
+                       or I.target_family(t) == fi.place} - {c.target for c, _ in kept}
+            if missing:
+                seen = {c.node for c, _ in kept}
+                near = _within_budget(fi, missing, fastest, paths, spots, transit, floor,
+                                      limit)
+                for node in nodes if fi.pin is None else [topo.node(fi.pin)]:
+                    if node.name in near and node.name not in seen \
+                            and R.target_on(fi, node) in missing:
+                        c = consider(node, lambda src, n, slack: spots[src].locations(
+                            n, slack, pruned))
+                        if c is not None:
+                            kept.append(c)
+                            missing.discard(c[0].target)
+                            if not missing:
+                                break
+                kept.sort(key=lambda c: layout.order[c[0].node])
         else:
             kept = [c for node in candidates if (c := consider(
                 node, lambda src, n, slack: spots[src].locations(n, slack, pruned)))]
@@ -353,6 +373,22 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
                    for src, path in paths.items())
     return ServiceSpace(svc, topo, routes, choices, budget, limit, queue.ns,
                         processing.ns), narrowed
+
+
+def _within_budget(fi: I.FunctionInstance, targets: set[str], fastest: int,
+                   paths: Mapping[str, tuple[str, ...]], spots: Mapping[str, _Spots],
+                   transit: Transit, floor: Mapping[str, int], limit: int) -> set[str]:
+    """Nodes a detour within the budget's slack could reach on every route, for a
+    function running as one of ``targets`` (a superset of where it can run)."""
+    out: set[str] | None = None
+    for src, path in paths.items():
+        slack = max((limit - floor[src] - (fi.option(t).latency.ns - fastest)) // 2
+                    for t in targets)
+        if slack < 0:
+            return set()
+        here = set(path[1:-1]) | set(transit.near((n for _, n in spots[src].attach), slack))
+        out = here if out is None else out & here
+    return out or set()
 
 
 def _nearest(fi: I.FunctionInstance, layout: _Layout, candidates: list[I.NodeIR],
