@@ -29,7 +29,7 @@ from . import resources as R
 from ._problem import Choice, Problem, build
 from .objective import complete
 from .options import Options
-from .placement import Level, Placement, Search
+from .placement import Assignment, Level, Placement, Route, Search
 
 __all__ = ["solve_in_groups", "Stuck"]
 
@@ -91,15 +91,15 @@ def solve_in_groups(program: I.Program, problem: Problem, options: Options,
     batches = groups_of(program, options.group_size)
     tie = max(options.tie_break_time / max(len(batches), 1), 0.05)
     batch_options = replace(options, tie_break_time=tie)
-    assignments: dict[str, object] = {}
-    routes: dict[tuple[str, str], object] = {}
+    assignments: dict[str, Assignment] = {}
+    routes: dict[tuple[str, str], Route] = {}
     floor_held = True
     for batch in batches:
         sub = replace(program, services=tuple(batch))
         names = {s.name for s in batch}
         ids = {fi.id for s in batch for fi in s.chain}
         caps = {key: dict(v) for key, v in residual.items()}
-        part = optimise(Problem(sub, tuple(spaces[n] for n in spaces if n in names), caps,
+        part = optimise(Problem(sub, tuple(spaces[s.name] for s in batch), caps,
                                 tuple(g for g in problem.groups if g.instances[0] in ids),
                                 problem.transits, problem.narrowed), batch_options, known,
                         report=False)

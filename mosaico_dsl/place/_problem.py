@@ -175,11 +175,12 @@ def build(program: I.Program, *, prune: bool | frozenset[Kind] = True,
     choice tuple. ``limits`` caps the latency of services' routes below their budgets
     (service name → ns).
 
-    ``width`` keeps, per instance, the choices on the path of every route and at most that
-    many others per target — the nearest (largest detour, over the routes) — so that a
-    fabric with hundreds of hosts within reach does not give every function hundreds of
-    choices. Nodes of one target cost the same, so what is left out is only ever farther:
-    :attr:`Problem.narrowed` says whether anything was.
+    ``width`` narrows the model (:attr:`Problem.narrowed`), so that a fabric with hundreds
+    of hosts within reach does not give every function hundreds of choices: a function may
+    run on its path's switches (a sample of them on a long path) and on the nodes in the
+    vicinity of each (the ``width`` nearest hosts, trusted hosts, neighbour switches and
+    trusted neighbour switches, by the detour from that switch), at most ``width`` others
+    per target, the nearest first; and on a node of every target the exact model offers.
 
     ``capacities`` replaces what nodes offer (with what earlier groups left of it).
     """
@@ -300,13 +301,8 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
     elif bounded:
         # Only nodes a detour within the budget's slack can reach (on every route) can be
         # kept: look at those, not at every node of the topology.
-        near: set[str] | None = None
-        for src, path in paths.items():
-            here = set(path[1:-1]) if reach[src] >= 0 else set()
-            if reach[src] >= 0:
-                here |= set(transit.near((n for _, n in spots[src].attach), reach[src]))
-            near = here if near is None else near & here
-        candidates = [n for n in nodes if n.name in (near or ())]
+        near = _reachable(transit, paths, spots, reach)
+        candidates = [n for n in nodes if n.name in near]
     else:
         candidates = list(nodes)
     for fi in svc.chain:
@@ -335,26 +331,12 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
 
         if narrowed:
             kept = _nearest(fi, layout, candidates, near_routes, width, consider)
-            # Every target the exact model offers is offered here too (a node of it, the
-            # first found): what a target costs does not depend on the node, so the
-            # cheapest choice of each function — the groups' bound — is the exact model's.
-            missing = {t for t in layout.targets(fi) if fi.place is None
-                       or I.target_family(t) == fi.place} - {c.target for c, _ in kept}
-            if missing:
-                seen = {c.node for c, _ in kept}
-                near = _within_budget(fi, missing, fastest, paths, spots, transit, floor,
-                                      limit)
-                for node in nodes if fi.pin is None else [topo.node(fi.pin)]:
-                    if node.name in near and node.name not in seen \
-                            and R.target_on(fi, node) in missing:
-                        c = consider(node, lambda src, n, slack: spots[src].locations(
-                            n, slack, pruned))
-                        if c is not None:
-                            kept.append(c)
-                            missing.discard(c[0].target)
-                            if not missing:
-                                break
-                kept.sort(key=lambda c: layout.order[c[0].node])
+            kept = _every_target(fi, kept, layout, topo, consider, lambda src, n, slack:
+                                 spots[src].locations(n, slack, pruned),
+                                 {src: {t: (limit - floor[src] - (fi.option(t).latency.ns
+                                                                 - fastest)) // 2
+                                        for t in layout.targets(fi)} for src in paths},
+                                 lambda r: _reachable(transit, paths, spots, r))
         else:
             kept = [c for node in candidates if (c := consider(
                 node, lambda src, n, slack: spots[src].locations(n, slack, pruned)))]
@@ -375,20 +357,46 @@ def _service(svc: I.Service, topo: I.Topology, layout: _Layout, transit: Transit
                         processing.ns), narrowed
 
 
-def _within_budget(fi: I.FunctionInstance, targets: set[str], fastest: int,
-                   paths: Mapping[str, tuple[str, ...]], spots: Mapping[str, _Spots],
-                   transit: Transit, floor: Mapping[str, int], limit: int) -> set[str]:
-    """Nodes a detour within the budget's slack could reach on every route, for a
-    function running as one of ``targets`` (a superset of where it can run)."""
+def _reachable(transit: Transit, paths: Mapping[str, tuple[str, ...]],
+               spots: Mapping[str, _Spots], reach: Mapping[str, int]) -> set[str]:
+    """The nodes of every route's path, and those a detour of at most ``reach[route]`` ns
+    (one way) reaches on every route: a superset of where a function can run. A route with
+    a negative reach has none."""
     out: set[str] | None = None
     for src, path in paths.items():
-        slack = max((limit - floor[src] - (fi.option(t).latency.ns - fastest)) // 2
-                    for t in targets)
-        if slack < 0:
-            return set()
-        here = set(path[1:-1]) | set(transit.near((n for _, n in spots[src].attach), slack))
+        here: set[str] = set()
+        if reach[src] >= 0:
+            here = set(path[1:-1]) | set(transit.near((n for _, n in spots[src].attach),
+                                                      reach[src]))
         out = here if out is None else out & here
     return out or set()
+
+
+def _every_target(fi: I.FunctionInstance, kept: list[tuple[Choice, dict]], layout: _Layout,
+                  topo: I.Topology, consider, exact_where, reach: Mapping[str, Mapping],
+                  reachable) -> list[tuple[Choice, dict]]:
+    """``kept`` with a node of every target the exact model offers (the first found, by
+    the exact model's locations): what a target costs does not depend on the node, so each
+    function's cheapest choice — the groups' bound — is the exact model's. ``reach`` is the
+    slack per route and target; ``reachable(reach)`` the nodes within it."""
+    missing = {t for t in layout.targets(fi)
+               if fi.place is None or I.target_family(t) == fi.place}
+    missing -= {c.target for c, _ in kept}
+    if not missing:
+        return kept
+    seen = {c.node for c, _ in kept}
+    near = reachable({src: max(r[t] for t in missing) for src, r in reach.items()})
+    out = list(kept)
+    for node in (*topo.switches, *topo.hosts) if fi.pin is None else (topo.node(fi.pin),):
+        if node.name in near and node.name not in seen and R.target_on(fi, node) in missing:
+            c = consider(node, exact_where)
+            if c is not None:
+                out.append(c)
+                missing.discard(c[0].target)
+                if not missing:
+                    break
+    out.sort(key=lambda c: layout.order[c[0].node])
+    return out
 
 
 def _nearest(fi: I.FunctionInstance, layout: _Layout, candidates: list[I.NodeIR],
