@@ -178,14 +178,17 @@ def isp(switches: int, rng: random.Random) -> Net:
 
 
 def line(n: int, rng: random.Random) -> Net:
-    """The issue's line: N switches in a row, each with a host and endpoints."""
+    """The issue's line: N switches in a row, each with a host and endpoints. Services run
+    to one of the 50 nearest sites: with random ends, the middle switch of a line is
+    crossed by half the services, and a P4 program classifies at most 255 (E0905)."""
     net = _new_net()
     for i in range(n):
         net.switch(f"s{i}", 8)
     for i in range(n - 1):
         net.link(f"s{i}", f"s{i + 1}", "10Gbps", 50_000)
     for i in range(n):
-        _edge_site(net, rng, f"s{i}", i, clients=1)
+        _edge_site(net, rng, f"s{i}", i, clients=1, region=i)
+        net.near[i] = [j for j in range(max(0, i - 25), min(n, i + 26))]
     return net
 
 

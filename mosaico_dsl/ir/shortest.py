@@ -5,8 +5,9 @@ single-source searches (one per switch a service leaves from, one per destinatio
 checked service has); in Python each costs tens of milliseconds, in SciPy a fraction of
 one. Paths are read off the distances with a rule that does not depend on the search's
 internal order: **lowest delay, then fewest hops, then — walking back from the end — the
-predecessor declared first**. Weights are ``delay × HOPS + 1`` per hop (exact integers in
-float64 while paths have fewer than ``HOPS`` hops and delays stay below 2⁴⁰ ns).
+predecessor declared first**. Weights are ``delay × HOPS + 1`` per hop: exact integers in
+float64, and the order (delay, then hops) exact, while a path has fewer than ``HOPS``
+(65,536) hops and less than 100 s of delay.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ._ir import Topology
 
 __all__ = ["HOPS", "Links", "Rows", "SmallRows"]
 
-HOPS = 1024
+HOPS = 1 << 16
 _CHUNK = 128  # sources per call: a chunk's rows are chunk × nodes float64
 _INF = float("inf")
 

@@ -189,7 +189,9 @@ def test_cases_cover_every_front_end_code():
     from mosaico_dsl._codes import CODES
 
     front_end = {c for c in CODES if c[1:3] in ("01", "02", "03", "04", "05", "06", "07")}
-    assert front_end <= {c.code for c in CASES}
+    # E0106 refuses a program before it is read, with no place in it to point at: its text
+    # is shown by tests/test_limits.py.
+    assert front_end - {"E0106"} <= {c.code for c in CASES}
 
 
 def test_all_errors_are_reported_in_one_run():
