@@ -3,23 +3,28 @@
 A seeded generator writes `.mosaico` programs on realistic topologies —
 
 * ``fattree``: a k-ary fat tree (k = 8, 16, 32: 80, 320, 1,280 switches; Al-Fares et al.,
-  SIGCOMM 2008), each edge switch with a VNF host and two endpoints;
-* ``isp``: an ISP-like mesh — a backbone of PoPs on a plane, each linked to its nearest
-  neighbours (Waxman-style, delays from distance), each PoP a pair of core routers and a
-  ring of access switches with VNF hosts and customers;
-* ``line``: the issue's line of N switches with N two-function services —
+  "A scalable, commodity data center network architecture", SIGCOMM 2008), cable delays of
+  1.5–6 µs, each edge switch with a VNF host and two endpoints;
+* ``isp``: an ISP-like mesh — PoPs scattered over a 4,000 km plane, each linked to its
+  nearest PoPs (5 µs/km, as light in fibre), each PoP two core routers and a ring of access
+  switches with VNF hosts and customers; services are regional;
+* ``line``: issue 17's line of N switches, each with a host and endpoints; services run
+  to a site among the 50 nearest —
 
-with services between random edge endpoints (mixed chains of the standard library, latency
-budgets a little above each service's floor, ``require secure`` on some, ``prefer: vnf`` on
-a few), and measures the wall time and the peak resident memory of each stage — check
-(parse + check of the text), place (the optimiser; its verifier included), compile (every
-artifact from that placement) — in a fresh process per instance, so that one stage's peak
-memory is not another's. It prints a table and, per stage, the growth exponent of time in
-the instance size n = switches + services (the slope of log time against log n between the
-smallest and the largest instance, and a least-squares fit): n log n grows with an exponent
-a little above 1, a quadratic stage with 2. Figures are measured, never asserted.
+with services between edge endpoints (mixed chains of the standard library — filters,
+monitors, the destination's DualQ or FIFO, a forward — latency budgets at most 100 µs above
+each service's floor, ``require secure`` on 30 %, ``prefer: vnf`` on 5 %, one or two
+sources), and measures the wall time and the peak resident memory of each stage — check
+(parse + check of the text), place (the optimiser and its verifier), compile (every
+artifact of `mosaico compile` from that placement) — in a fresh process per instance, the
+peak reset before each stage. It prints a table and, per stage, the growth exponent of time
+in the instance size n = switches + services (the slope of log time against log n between
+the smallest and the largest instance, and a least-squares fit): n log n has an exponent a
+little above 1, a quadratic stage 2. Fixed costs (imports: OR-Tools for place) make the
+small rows slow and the exponents low. Figures are measured, never asserted.
 
-    python benchmarks/bench_scale.py                      # the default sweep
+    python benchmarks/bench_scale.py                      # fat trees and the ISP mesh
+    python benchmarks/bench_scale.py --family line        # the issue's line, N up to 2,000
     python benchmarks/bench_scale.py --family fattree --k 32 --services 5000
     python benchmarks/bench_scale.py --write big.mosaico --k 16 --services 1000
 
