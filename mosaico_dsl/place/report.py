@@ -124,11 +124,14 @@ def render(program: I.Program, placement: Placement) -> Group:
 def _summary(placement: Placement) -> str:
     search = placement.search
     o = placement.objective
+    why = "search limit" if search.groups == 1 else f"{search.groups} groups"
     head = {"cp-sat": "optimal" if search.optimal else
             ("optimal; total latency within "
              f"{search.levels[-1].gap:.2%} of its bound" if primary_optimal(placement)
-             else "NOT proven optimal (search limit)"),
+             else f"NOT proven optimal ({why})"),
             "first-fit": "greedy first fit"}.get(search.method, search.method)
+    if search.groups > 1:
+        head += f", in {search.groups} groups"
     if o is None:
         return head
     return (f"{search.method}: {head} — worst budget usage {o.worst_usage_ppm / 1e4:.2f}%, "
