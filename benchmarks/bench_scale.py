@@ -392,13 +392,14 @@ def _run(family: str, size: int, n_services: int, seed: int, limit: float | None
            "lines": text.count("\n"), "stages": {}}
     for name, runner in STAGES:
         _reset_peak()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             remark = runner(ctx)
         except Exception as e:  # a failed stage is a figure too: report it and stop
             row["stages"][name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
             break
-        row["stages"][name] = {"seconds": time.perf_counter() - t0, "rss": _peak_rss(),
+        row["stages"][name] = {"seconds": time.perf_counter() - t0,
+                               "cpu": time.process_time() - c0, "rss": _peak_rss(),
                                "remark": remark}
     queue.put(row)
 
@@ -432,10 +433,12 @@ def _exponent(rows: list[dict], stage: str) -> tuple[float | None, float | None]
 
 
 def _print_table(rows: list[dict]) -> None:
+    """Wall seconds, CPU seconds (a loaded machine stretches the first, not the second)
+    and peak resident MiB of each stage."""
     names = [n for n, _ in STAGES]
     head = f"{'family':8} {'size':>5} {'switches':>8} {'services':>8} {'lines':>7}"
     for n in names:
-        head += f" | {n + ' s':>9} {'MiB':>6}"
+        head += f" | {n + ' s':>9} {'cpu':>5} {'MiB':>5}"
     print(head + " | total s")
     for r in rows:
         line = (f"{r['family']:8} {r['size']:>5} {r['switches']:>8} {r['services']:>8} "
@@ -445,9 +448,10 @@ def _print_table(rows: list[dict]) -> None:
             st = r["stages"].get(n, {})
             if "seconds" in st:
                 total += st["seconds"]
-                line += f" | {st['seconds']:>9.2f} {st['rss'] / 2**20:>6.0f}"
+                line += (f" | {st['seconds']:>9.2f} {st['cpu']:>5.1f} "
+                         f"{st['rss'] / 2**20:>5.0f}")
             else:
-                line += f" | {'—':>9} {'':>6}"
+                line += f" | {'—':>9} {'':>5} {'':>5}"
         print(line + f" | {total:7.2f}")
     for r in rows:
         for n in names:

@@ -33,7 +33,7 @@ class Options:
     # groups of about ``group_size`` services, each on a model narrowed to the ``width``
     # nearest nodes per target beside each path (docs/placement.md, "Large programs").
     exact_size: int = 40_000
-    group_size: int = 100
+    group_size: int = 250
     width: int = 4
     # Memory placement may plan to use: bytes, a size ("8GiB"), "off", or None for the
     # default (MOSAICO_MEMORY_LIMIT, else what the machine has available): a program whose
