@@ -5,10 +5,10 @@ would send (E1108), and the local target's size (W1001: the other artifacts are 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
 
 import mosaico_dsl as mo
 from mosaico_dsl.cli import cli
@@ -16,7 +16,7 @@ from mosaico_dsl.limits import ENV, memory_limit
 from mosaico_dsl.place import Options, PlacementError, place
 from mosaico_dsl.sim import simulate
 
-FLAGSHIP = EXAMPLES / "secure_l4s.mosaico"
+FLAGSHIP = Path(__file__).resolve().parent.parent / "examples" / "secure_l4s.mosaico"
 
 
 def test_a_program_too_large_for_the_memory_limit_is_refused_before_it_is_read(

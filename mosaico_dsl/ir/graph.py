@@ -34,14 +34,19 @@ def topology_graph(topology: Topology) -> nx.Graph:
 
     The graph is shared between callers: treat it as read-only.
     """
-    hit = _GRAPHS.get(id(topology))
+    return _remembered(_GRAPHS, topology, _build)
+
+
+def _remembered(store: dict, topology: Topology, build):
+    """``build(topology)``, remembered in ``store`` by identity (the oldest entry goes)."""
+    hit = store.get(id(topology))
     if hit is not None and hit[0] is topology:
         return hit[1]
-    g = _build(topology)
-    if len(_GRAPHS) >= _GRAPHS_MAX:
-        _GRAPHS.pop(next(iter(_GRAPHS)))
-    _GRAPHS[id(topology)] = (topology, g)
-    return g
+    value = build(topology)
+    if len(store) >= _GRAPHS_MAX:
+        store.pop(next(iter(store)))
+    store[id(topology)] = (topology, value)
+    return value
 
 
 def _build(topology: Topology) -> nx.Graph:
@@ -97,14 +102,7 @@ _SEARCHES: dict[int, tuple[Topology, _Searches]] = {}
 
 
 def _searches(topology: Topology) -> _Searches:
-    hit = _SEARCHES.get(id(topology))
-    if hit is not None and hit[0] is topology:
-        return hit[1]
-    found = _Searches(topology)
-    if len(_SEARCHES) >= _GRAPHS_MAX:
-        _SEARCHES.pop(next(iter(_SEARCHES)))
-    _SEARCHES[id(topology)] = (topology, found)
-    return found
+    return _remembered(_SEARCHES, topology, _Searches)
 
 
 def path_delay(topology: Topology, path: tuple[str, ...]) -> Time:
