@@ -15,29 +15,30 @@ relaxation that lets every function take its cheapest choice on its own (node co
 only on the target, and the narrowed model keeps a node of every target the exact model
 offers). When a group cannot be placed within the floors (or what the earlier groups left)
 it is retried on its exact model, then with its budgets as the only cap; if it still
-cannot, the group alone is explained (it is infeasible by itself), or — when it only
-collides with earlier groups over capacity — the whole program goes to the exact model.
+cannot, and cannot either alone with whole capacities, it is explained (it is infeasible by
+itself); if it can alone, it collides with earlier groups over capacity: those that use
+nodes it could use give their capacity back and are placed again together with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..ir import _ir as I
 from . import resources as R
 from ._problem import Choice, Problem, build
 from .objective import complete
 from .options import Options
-from .placement import Assignment, Level, Placement, Route, Search
+from .placement import Level, Placement, Search
 
 __all__ = ["solve_in_groups", "Stuck"]
 
 
 class Stuck(Exception):
     """A group could not be placed: ``program`` is that group alone, with whole capacities
-    (explain it), unless ``collision`` — it fits alone, so it competes with earlier groups
-    for capacity (solve the whole program exactly)."""
+    (explain it), unless ``collision`` — it fits alone but competes for capacity with
+    nothing it could be merged with (solve the whole program exactly)."""
 
     def __init__(self, program: I.Program, collision: bool) -> None:
         super().__init__(program)
@@ -80,57 +81,95 @@ def groups_of(program: I.Program, size: int) -> list[list[I.Service]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """A group placed: its services, their placement, what it takes from each node."""
+
+    services: tuple[I.Service, ...]
+    placement: Placement
+    used: Mapping[tuple[str, str], Mapping[str, int]]
+    floors: bool  # placed within the latency floors
+
+
 def solve_in_groups(program: I.Program, problem: Problem, options: Options,
                     known: Mapping[str, int], limits: Mapping[str, int], optimise
                     ) -> Placement:
     """The placement of ``program``, group by group on ``problem`` (narrowed, capped at the
     latency floors ``known``, with route ``limits``); ``optimise`` is the lexicographic
-    search. Raises :class:`Stuck` when a group cannot be placed."""
+    search. A group that collides with groups placed before it over some node's capacity
+    is merged with them and they are placed again as one. Raises :class:`Stuck` when a group
+    cannot be placed even alone, or collides with nothing it could be merged with."""
     spaces = {s.name: s for s in problem.services}
+    order = {s.name: k for k, s in enumerate(program.services)}
     residual = {key: dict(offered) for key, offered in problem.capacities.items()}
-    batches = groups_of(program, options.group_size)
-    tie = max(options.tie_break_time / max(len(batches), 1), 0.05)
+    pending = groups_of(program, options.group_size)
+    tie = max(options.tie_break_time / max(len(pending), 1), 0.05)
     batch_options = replace(options, tie_break_time=tie)
-    assignments: dict[str, Assignment] = {}
-    routes: dict[tuple[str, str], Route] = {}
-    floor_held = True
-    for batch in batches:
-        sub = replace(program, services=tuple(batch))
-        names = {s.name for s in batch}
-        ids = {fi.id for s in batch for fi in s.chain}
-        caps = {key: dict(v) for key, v in residual.items()}
-        part = optimise(Problem(sub, tuple(spaces[s.name] for s in batch), caps,
-                                tuple(g for g in problem.groups if g.instances[0] in ids),
-                                problem.transits, problem.narrowed), batch_options, known,
-                        report=False)
-        if part is None:  # the narrowed model may have left out the one node that fits
-            part = optimise(build(sub, limits={n: limits[n] for n in names if n in limits},
-                                  transits=problem.transits, capacities=caps),
-                            batch_options, known, report=False)
-        if part is None:  # the floors cannot hold: the group's budgets are its only cap
-            floor_held = False
-            part = optimise(build(sub, transits=problem.transits, capacities=caps),
-                            batch_options, {}, report=False)
-        if part is None:
-            alone = optimise(build(sub, transits=problem.transits), batch_options, {},
-                             report=False)
-            raise Stuck(sub, collision=alone is not None)
-        for a in part.assignments:
-            assignments[a.instance] = a
-        for r in part.routes:
-            routes[(r.service, r.source)] = r
-        used = R.usage(program, ((program.instance(a.instance), a.node, a.target)
-                                 for a in part.assignments))
+    placed: list[_Placed] = []
+
+    def take(used, sign: int) -> None:
         for key, amounts in used.items():
             slot = residual[key]
             for res, amount in amounts.items():
-                slot[res] = slot.get(res, 0) - amount
+                slot[res] = slot.get(res, 0) - sign * amount
+
+    while pending:
+        batch = pending.pop(0)
+        sub = replace(program, services=tuple(batch))
+        part, held = _place_group(sub, problem, spaces, residual, limits, known,
+                                  batch_options, optimise)
+        if part is None:
+            if optimise(build(sub, transits=problem.transits), batch_options, {},
+                        report=False) is None:
+                raise Stuck(sub, collision=False)  # infeasible even alone: explain it
+            # It fits alone: it collides with groups placed before it on nodes it could
+            # use. Those groups give their capacity back and are placed again with it.
+            wanted = {(svc.topology, c.node) for svc in batch
+                      for cs in spaces[svc.name].choices.values() for c in cs}
+            merged = [g for g in placed if wanted & set(g.used)]
+            if not merged:
+                raise Stuck(sub, collision=True)
+            for g in merged:
+                placed.remove(g)
+                take(g.used, -1)
+            pending.insert(0, sorted({s for g in merged for s in g.services} | set(batch),
+                                     key=lambda s: order[s.name]))
+            continue
+        used = R.usage(program, ((program.instance(a.instance), a.node, a.target)
+                                 for a in part.assignments))
+        take(used, 1)
+        placed.append(_Placed(tuple(batch), part, used, held))
+    assignments = {a.instance: a for g in placed for a in g.placement.assignments}
+    routes = {(r.service, r.source): r for g in placed for r in g.placement.routes}
     whole = complete(program, Placement(
         tuple(assignments[fi.id] for fi in program.instances() if fi.id in assignments),
         tuple(routes[(s.name, src)] for s in program.services for src in s.sources
               if (s.name, src) in routes)), None)
-    levels = _levels(program, problem, whole, known, floor_held)
-    return replace(whole, search=Search("cp-sat", levels, groups=len(batches)))
+    levels = _levels(program, problem, whole, known, all(g.floors for g in placed))
+    return replace(whole, search=Search("cp-sat", levels, groups=len(placed)))
+
+
+def _place_group(sub: I.Program, problem: Problem, spaces, residual, limits, known,
+                 options: Options, optimise) -> tuple[Placement | None, bool]:
+    """The group's placement within ``residual`` capacities (None if there is none), and
+    whether it holds the latency floors: on its narrowed model; on its exact model (the
+    narrowed one may have left out the one node that fits); with its budgets as the only
+    cap (the floors cannot hold)."""
+    names = {s.name for s in sub.services}
+    ids = {fi.id for s in sub.services for fi in s.chain}
+    caps = {key: dict(v) for key, v in residual.items()}
+    part = optimise(Problem(sub, tuple(spaces[s.name] for s in sub.services), caps,
+                            tuple(g for g in problem.groups if g.instances[0] in ids),
+                            problem.transits, problem.narrowed), options, known,
+                    report=False)
+    if part is None:
+        part = optimise(build(sub, limits={n: limits[n] for n in names if n in limits},
+                              transits=problem.transits, capacities=caps),
+                        options, known, report=False)
+    if part is not None:
+        return part, True
+    return optimise(build(sub, transits=problem.transits, capacities=caps), options, {},
+                    report=False), False
 
 
 def _levels(program: I.Program, problem: Problem, placement: Placement,
