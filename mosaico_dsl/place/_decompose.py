@@ -89,6 +89,9 @@ class _Placed:
     placement: Placement
     used: Mapping[tuple[str, str], Mapping[str, int]]
     floors: bool  # placed within the latency floors
+    # Placed beyond them, with whole capacities: the least worst budget usage it allows,
+    # proven by the search (what the whole program's worst usage can be no lower than).
+    usage_bound: int = 0
 
 
 def solve_in_groups(program: I.Program, problem: Problem, options: Options,
@@ -118,6 +121,10 @@ def solve_in_groups(program: I.Program, problem: Problem, options: Options,
         sub = replace(program, services=tuple(batch))
         part, held = _place_group(sub, problem, spaces, residual, limits, known,
                                   batch_options, optimise)
+        bound = 0
+        if part is not None and not held and all(
+                residual[key] == problem.capacities[key] for key in residual):
+            bound = part.search.levels[0].bound
         if part is None:
             if optimise(build(sub, transits=problem.transits), batch_options, {},
                         report=False) is None:
@@ -127,25 +134,26 @@ def solve_in_groups(program: I.Program, problem: Problem, options: Options,
             wanted = {(svc.topology, c.node) for svc in batch
                       for cs in spaces[svc.name].choices.values() for c in cs}
             merged = [g for g in placed if wanted & set(g.used)]
-            if not merged:
-                raise Stuck(sub, collision=True)
+            together = {s for g in merged for s in g.services} | set(batch)
+            if not merged or len(together) == len(program.services):
+                raise Stuck(sub, collision=True)  # one group of everything: the exact model
             for g in merged:
                 placed.remove(g)
                 take(g.used, -1)
-            pending.insert(0, sorted({s for g in merged for s in g.services} | set(batch),
-                                     key=lambda s: order[s.name]))
+            pending.insert(0, sorted(together, key=lambda s: order[s.name]))
             continue
         used = R.usage(program, ((program.instance(a.instance), a.node, a.target)
                                  for a in part.assignments))
         take(used, 1)
-        placed.append(_Placed(tuple(batch), part, used, held))
+        placed.append(_Placed(tuple(batch), part, used, held, bound))
     assignments = {a.instance: a for g in placed for a in g.placement.assignments}
     routes = {(r.service, r.source): r for g in placed for r in g.placement.routes}
     whole = complete(program, Placement(
         tuple(assignments[fi.id] for fi in program.instances() if fi.id in assignments),
         tuple(routes[(s.name, src)] for s in program.services for src in s.sources
               if (s.name, src) in routes)), None)
-    levels = _levels(program, problem, whole, known, all(g.floors for g in placed))
+    levels = _levels(program, problem, whole, known, all(g.floors for g in placed),
+                     max((g.usage_bound for g in placed), default=0))
     return replace(whole, search=Search("cp-sat", levels, groups=len(placed)))
 
 
@@ -168,18 +176,20 @@ def _place_group(sub: I.Program, problem: Problem, spaces, residual, limits, kno
                         options, known, report=False)
     if part is not None:
         return part, True
-    return optimise(build(sub, transits=problem.transits, capacities=caps), options, {},
-                    report=False), False
+    # Reported: its search record bounds the worst budget usage (see solve_in_groups).
+    return optimise(build(sub, transits=problem.transits, capacities=caps), options,
+                    {}), False
 
 
 def _levels(program: I.Program, problem: Problem, placement: Placement,
-            known: Mapping[str, int], floor_held: bool) -> tuple[Level, ...]:
+            known: Mapping[str, int], floor_held: bool, usage_bound: int
+            ) -> tuple[Level, ...]:
     """Each level's value and a bound that holds for the whole program."""
     from ._cpsat import LEVELS
 
     o = placement.objective
     values = [get(o) for _, get in LEVELS]
-    bounds = [known.get(LEVELS[0][0], 0), known.get(LEVELS[1][0], 0)]
+    bounds = [max(known.get(LEVELS[0][0], 0), usage_bound), known.get(LEVELS[1][0], 0)]
     # Levels 3–5: every function (every shared queue once) on its own cheapest choice,
     # lexicographically; a level's bound holds only while the levels above meet theirs.
     cheapest = _relaxation(program, problem) if floor_held else (0, 0, 0)
