@@ -7,7 +7,7 @@ secure`, some `prefer: vnf` — and checks it with the real front end. Both plac
 it; the script prints model size, solve time, per-level optimality gap, the objective of
 each, and their ratio. Figures are measured, never asserted.
 
-    python benchmarks/bench_place.py [--services 200] [--seed 7] [--workers 1]
+    python benchmarks/bench_place.py [--services 200] [--seed 7] [--workers 1] [--groups 50]
 """
 
 from __future__ import annotations
