@@ -63,10 +63,6 @@ class Transit:
             for s in todo[start:start + _BATCH]:
                 self._rows[s] = rows
 
-    def forget(self) -> None:
-        """Drop the searches (paths and vicinities already found stay)."""
-        self._rows.clear()
-
     # ------------------------------------------------------------------ base paths
 
     def base(self, src: str, dst: str) -> tuple[str, ...] | None:
