@@ -17,6 +17,7 @@ CODES: dict[str, str] = {
     "E0105": "nesting too deep",
     "E0106": "invalid name",
     "E0107": "IPv6 is not supported yet",
+    "E0108": "program too large for the memory available",
     # E02 — names and imports
     "E0201": "unknown module",
     "E0202": "name not found in module",
@@ -89,6 +90,7 @@ CODES: dict[str, str] = {
     "E1105": "no endpoint can send this traffic",
     "E1106": "invalid simulation time",
     "E1107": "nothing to simulate",
+    "E1108": "simulation too large",
     # E10 — VNF backends
     "E1001": "route cannot be realised on the local Linux target",
     "E1002": "function has no Linux implementation",
@@ -149,11 +151,13 @@ CODES: dict[str, str] = {
     "E0811": "no route through switches",
     "E0812": "placement fails verification",
     "E0813": "placement search limit reached",
+    "E0814": "placement too large for the memory available",
     # Warnings
     "W0701": "node not connected",
     "W0201": "unused import",
     "W0601": "match never selects packets for the destination",
     "W0801": "placement not proven optimal",
+    "W1001": "local target not generated",
     "W1101": "simulated traffic matches no service",
     "W1102": "function without a simulation model",
     "W1103": "simulated TCP traffic on a service that drops its replies",

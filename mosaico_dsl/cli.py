@@ -90,9 +90,25 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def _memory_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    from .limits import ENV, memory_limit
+
+    try:
+        memory_limit(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a size such as 8GiB, or off") from None
+    os.environ[ENV] = value  # the limits every stage of this process checks against
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mosaico")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@click.option("--memory-limit", metavar="SIZE|off", expose_value=False, is_eager=True,
+              callback=_memory_limit,
+              help="Memory a command may plan to use (default: what is available); stages "
+                   "that would need more refuse before starting. `off`: no check.")
 def cli(debug: bool) -> None:
     """mosaico — secure, low-latency service chains for P4 switches and VNFs."""
 

@@ -36,10 +36,12 @@ class _Loaded:
 
 def read_source(path: Path) -> str:
     """The text of a source file; a file that cannot be read or is not UTF-8 is the user's
-    error (E0101, exit 1) with the same words whichever command read it."""
+    error (E0101, exit 1) with the same words whichever command read it, and one too large
+    to check in the memory available is refused before it is read (E0108)."""
     from .diagnostics import error
 
     try:
+        _refuse_if_too_large(path.stat().st_size, str(path))
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise CompileError([error(
@@ -47,6 +49,16 @@ def read_source(path: Path) -> str:
             f"{e.start})", hint="save it as UTF-8")]) from None
     except OSError as e:
         raise CompileError([error("E0101", f"cannot read {path}: {e.strerror or e}")]) from None
+
+
+def _refuse_if_too_large(size: int, name: str) -> None:
+    from .limits import estimate_check, format_bytes, memory_limit, over_memory
+
+    too_large = over_memory("E0108", f"checking {name} ({format_bytes(size)})",
+                            estimate_check(size), memory_limit(),
+                            hint="split the program into smaller ones")
+    if too_large is not None:
+        raise CompileError([too_large])
 
 
 def load(source: Source, *, file: str | None = None) -> _Loaded:
@@ -61,6 +73,7 @@ def load(source: Source, *, file: str | None = None) -> _Loaded:
         text, file = read_source(source), str(source)
     elif isinstance(source, str):
         text, file = source, file or "<input>"
+        _refuse_if_too_large(len(text), file)
     else:
         raise TypeError(f"cannot compile a {type(source).__name__}")
     result = parse(text, file)
@@ -214,6 +227,7 @@ def compile(source: Source, *, emit: Sequence[str] | None = None,
     artifacts: dict[str, bytes] = {}
     for name in emit:
         produced = BACKENDS[name](c)
+        diagnostics = (*diagnostics, *getattr(produced, "warnings", ()))
         clash = set(produced) & set(artifacts)
         if clash:  # pragma: no cover - backends write disjoint paths by construction
             raise RuntimeError(f"backend {name} overwrites {sorted(clash)}")

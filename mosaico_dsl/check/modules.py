@@ -24,6 +24,7 @@ from .scope import (
     HeaderBinding,
     HeaderField,
     ModuleBinding,
+    Namespace,
     PackageBinding,
     Scope,
     TopologyBinding,
@@ -162,7 +163,8 @@ class Loader:
             prelude = self.prelude()
             base = Scope(MappingProxyType(dict(prelude.exports))) if prelude else Scope()
         importer = Path(path).parent if not path.startswith("<") else None
-        names: dict[str, Binding] = {}
+        namespace = Namespace()
+        names = namespace.names  # read-only here: `define` adds
         spans: dict[str, A.Node] = {}
         packages: dict[tuple[str, ...], LoadedModule] = {}
 
@@ -173,7 +175,8 @@ class Loader:
                                   "rename one of them",
                                   [Note("first defined here", first.span)]))
                 return
-            names[n], spans[n] = binding, node
+            namespace.define(n, binding)
+            spans[n] = node
             if export:
                 module.exports[n] = binding
 
@@ -205,7 +208,7 @@ class Loader:
                             continue
                         define(imp.alias or imp.name, b, imp, export=False)
                 case A.Const(name=n, type=tref, value=expr):
-                    ev = ev.with_scope(base.child(names))
+                    ev = ev.with_scope(base.child(namespace.defined()))
                     expected = self.type_of(tref) if tref is not None else None
                     if tref is not None and expected is None:
                         continue
@@ -220,7 +223,7 @@ class Loader:
                         self.report(_unparsed_header(item, [
                             h for h, b in (prelude.exports.items() if prelude else ())
                             if isinstance(b, HeaderBinding)]))
-                    ev = ev.with_scope(base.child(names))
+                    ev = ev.with_scope(base.child(namespace.defined()))
                     hfs = {}
                     for fd in fields:
                         hf = _field_of(fd, ev, self.report)
@@ -234,7 +237,7 @@ class Loader:
                     define(n, TopologyBinding(item, module), item)
                 case A.ServiceDecl():
                     pass  # services are checked by the caller, in the module's scope
-        module.scope = base.child(names)
+        module.scope = base.child(namespace.defined())
         self._warn_unused_imports(ast, names)
         return module
 

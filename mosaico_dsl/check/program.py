@@ -20,7 +20,7 @@ from .evaluate import Evaluator, did_you_mean
 from .functions import Expander, check_unexpanded_composite, validate_declaration
 from .modules import Loader
 from .scope import FunctionBinding, TopologyBinding
-from .services import check_service, check_shared_egress
+from .services import check_requirements, check_service, check_shared_egress, node_evaluator
 from .topology import check_topology
 
 __all__ = ["CheckResult", "check_module"]
@@ -54,6 +54,7 @@ def _check_module(module: A.Module, search_paths: Sequence[Path],
     ev = Evaluator(report, main.scope)
 
     topologies: dict[int, I.Topology | None] = {}
+    scoped: dict[int, Evaluator] = {}  # per topology: the evaluator its services see
 
     def topology_of(b: TopologyBinding) -> I.Topology | None:
         key = id(b.decl)
@@ -66,7 +67,7 @@ def _check_module(module: A.Module, search_paths: Sequence[Path],
     memo: dict = {}  # function instantiations by argument values, shared by all services
     expanded: set[str] = set()  # composite functions some service called
     declared: list[I.Topology] = []
-    services: list[I.Service] = []
+    checked: list[tuple[I.Service, I.Topology, A.ServiceDecl]] = []
     names: dict[str, A.ServiceDecl] = {}
     for item in module.items:
         if isinstance(item, A.TopologyDecl):
@@ -98,11 +99,15 @@ def _check_module(module: A.Module, search_paths: Sequence[Path],
             if topo is None:
                 continue
             expander = Expander(loader, report, item.name, topo, validated, memo, expanded)
-            svc = check_service(item, topo, ev, expander, report)
+            if id(topo) not in scoped:
+                scoped[id(topo)] = node_evaluator(ev, topo)
+            svc = check_service(item, topo, scoped[id(topo)], expander, report)
             if svc is not None:
-                services.append(svc)
+                checked.append((svc, topo, item))
                 if topo not in declared:
                     declared.append(topo)
+    failed = check_requirements(checked, report)
+    services = [svc for svc, _, _ in checked if svc.name not in failed]
     check_shared_egress(services, report)
     cycles: set[frozenset[str]] = set()
     for item in module.items:

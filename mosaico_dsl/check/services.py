@@ -8,23 +8,23 @@ mitigation at all. Placement then proves or refutes the rest on concrete nodes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..diagnostics import Diagnostic, Note, error, warning
 from ..ir import _ir as I
-from ..ir.graph import path_delay, shortest_path, widest_bandwidth
+from ..ir.graph import Reach, shortest_path
 from ..ir.predicate import Cmp, Field, decide
 from ..ir.values import NodeRef
 from ..lang import _ast as A
-from ..units import Time
+from ..units import Bandwidth, Time
 from . import types as T
 from .evaluate import Evaluator, did_you_mean
 from .functions import Expander
 from .limits import BANDWIDTH_REQUIREMENT, LATENCY_BUDGET
 from .scope import NodeBinding
 
-__all__ = ["REQUIREMENTS", "REPLY_MODES", "check_service", "check_shared_egress",
-           "latency_floor"]
+__all__ = ["REQUIREMENTS", "REPLY_MODES", "check_service", "check_requirements",
+           "check_shared_egress", "latency_floor", "node_evaluator"]
 
 Report = Callable[[Diagnostic], None]
 
@@ -42,9 +42,16 @@ def node_scope_names(topology: I.Topology) -> dict[str, NodeBinding]:
     return {n.name: NodeBinding(n.name, n.kind, getattr(n, "ip", None)) for n in topology.nodes}
 
 
+def node_evaluator(ev: Evaluator, topology: I.Topology) -> Evaluator:
+    """``ev`` with the topology's nodes in scope: what a service on it is checked in (one per
+    topology — its scope holds every node, so not one per service)."""
+    return ev.with_scope(ev.scope.child(node_scope_names(topology)))
+
+
 def check_service(s: A.ServiceDecl, topology: I.Topology, ev: Evaluator, expander: Expander,
                   report: Report) -> I.Service | None:
-    ev = ev.with_scope(ev.scope.child(node_scope_names(topology)))
+    """The service, or None; ``ev`` has the topology's nodes in scope (:func:`node_evaluator`).
+    What depends on paths through the topology is checked by :func:`check_requirements`."""
     ok = True
     seen: dict[str, A.Node] = {}
     for st in s.statements:
@@ -108,9 +115,8 @@ def check_service(s: A.ServiceDecl, topology: I.Topology, ev: Evaluator, expande
 
     if not ok or requirements is None:
         return None
-    service = I.Service(s.name, topology.name, predicate, sources, destination, requirements,
-                        chain, bool(replies), span=s.span)
-    return service if _static_requirements(service, topology, s, report) else None
+    return I.Service(s.name, topology.name, predicate, sources, destination, requirements,
+                     chain, bool(replies), span=s.span)
 
 
 def _requirements(s: A.ServiceDecl, ev: Evaluator, report: Report) -> I.Requirements | None:
@@ -214,8 +220,25 @@ def latency_floor(service: I.Service) -> tuple[Time, Time]:
     return processing, (queue.queue_target if queue and queue.queue_target else Time(0))
 
 
+def check_requirements(checked: Sequence[tuple[I.Service, I.Topology, A.ServiceDecl]],
+                       report: Report) -> set[str]:
+    """Requirements checkable without a placement (a mitigation for ``secure``, the latency
+    floor of the fastest path, a path wide enough): the names of the services that fail.
+    Services are taken by destination, so that each destination costs one search."""
+    failed: set[str] = set()
+    ordered = sorted(checked, key=lambda c: (c[0].topology, c[0].destination))
+    reaches: dict[int, Reach] = {}
+    for svc, topology, decl in ordered:
+        if id(topology) not in reaches:
+            reaches[id(topology)] = Reach(topology, [s.destination for s, t, _ in ordered
+                                                     if t is topology])
+        if not _static_requirements(svc, topology, decl, report, reaches[id(topology)]):
+            failed.add(svc.name)
+    return failed
+
+
 def _static_requirements(service: I.Service, topology: I.Topology, s: A.ServiceDecl,
-                         report: Report) -> bool:
+                         report: Report, reach: Reach) -> bool:
     ok = True
     req = service.requirements
     if req.secure and not any(fi.kind == "filter" for fi in service.chain):
@@ -226,17 +249,18 @@ def _static_requirements(service: I.Service, topology: I.Topology, s: A.ServiceD
         ok = False
     processing, queue = latency_floor(service)
     for src in service.sources:
-        path = shortest_path(topology, src, service.destination)
-        if path is None:
+        least = reach.delay(service.destination, src)
+        if least is None:
             report(error("E0606", f"no path from `{src}` to `{service.destination}` in "
                          f"topology `{topology.name}`", s.span,
                          "add links, or list the real sources with `from ...`"))
             ok = False
             continue
         if req.latency is not None:
-            links = path_delay(topology, path)
+            links = Time(least)
             total = links + processing + queue
             if total > req.latency:
+                path = shortest_path(topology, src, service.destination) or (src, "…")
                 where = next((r for r in s.requires if r.name == "latency"), s)
                 report(error(
                     "E0601",
@@ -248,7 +272,7 @@ def _static_requirements(service: I.Service, topology: I.Topology, s: A.ServiceD
                      Note(f"queueing target: {queue}")]))
                 ok = False
         if req.bandwidth is not None:
-            widest = widest_bandwidth(topology, src, service.destination)
+            widest = Bandwidth(reach.widest(service.destination).get(src, 0))
             if widest < req.bandwidth:
                 where = next((r for r in s.requires if r.name == "bandwidth"), s)
                 report(error("E0603", f"`{service.name}`: no path from `{src}` carries "

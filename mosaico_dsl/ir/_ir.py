@@ -37,6 +37,22 @@ def _span() -> Any:
     return field(default=None, compare=False, repr=False, kw_only=True)
 
 
+def _memo() -> Any:
+    """A private, lazily built lookup index: not a field of the value (not compared,
+    printed, serialised or passed to the constructor)."""
+    return field(default=None, init=False, compare=False, repr=False, hash=False)
+
+
+def _indexed(obj: Any, build: Any) -> Any:
+    """``obj._index``, built by ``build(obj)`` on first use: name lookups in programs of
+    thousands of nodes and services stay O(1) instead of a scan per lookup."""
+    index = obj._index
+    if index is None:
+        index = build(obj)
+        object.__setattr__(obj, "_index", index)
+    return index
+
+
 @dataclass(frozen=True, slots=True)
 class Args(Mapping[str, Value]):
     """Immutable, ordered argument mapping (parameter order of the function signature)."""
@@ -155,31 +171,56 @@ class Topology:
     endpoints: tuple[Endpoint, ...]
     links: tuple[Link, ...]
     span: Span | None = _span()
+    _index: _TopologyIndex | None = _memo()
 
     def __repr__(self) -> str:  # a summary: the full dataclass dump runs to pages
         return f"<Topology {self.name}: {len(self.nodes)} nodes, {len(self.links)} links>"
 
     @property
     def nodes(self) -> tuple[NodeIR, ...]:
-        return (*self.switches, *self.hosts, *self.endpoints)
+        return _indexed(self, _TopologyIndex.of).nodes
 
     def node(self, name: str) -> NodeIR:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(f"topology {self.name} has no node {name!r}")
+        n = _indexed(self, _TopologyIndex.of).by_name.get(name)
+        if n is None:
+            raise KeyError(f"topology {self.name} has no node {name!r}")
+        return n
 
     def has_node(self, name: str) -> bool:
-        return any(n.name == name for n in self.nodes)
+        return name in _indexed(self, _TopologyIndex.of).by_name
 
     def links_of(self, name: str) -> tuple[Link, ...]:
-        return tuple(lk for lk in self.links if name in (lk.a.node, lk.b.node))
+        return _indexed(self, _TopologyIndex.of).links_of.get(name, ())
 
     def link_between(self, a: str, b: str) -> Link | None:
-        for lk in self.links:
-            if {lk.a.node, lk.b.node} == {a, b}:
-                return lk
-        return None
+        """The first link declared between ``a`` and ``b`` (None if they are not linked)."""
+        return _indexed(self, _TopologyIndex.of).between.get((a, b))
+
+
+@dataclass(frozen=True, slots=True)
+class _TopologyIndex:
+    nodes: tuple[NodeIR, ...]
+    by_name: dict[str, NodeIR]  # the first node of each name, as a scan would find it
+    links_of: dict[str, tuple[Link, ...]]
+    between: dict[tuple[str, str], Link]  # both directions; the first declared link
+
+    @staticmethod
+    def of(t: Topology) -> _TopologyIndex:
+        nodes = (*t.switches, *t.hosts, *t.endpoints)
+        by_name: dict[str, NodeIR] = {}
+        for n in nodes:
+            by_name.setdefault(n.name, n)
+        links_of: dict[str, list[Link]] = {}
+        between: dict[tuple[str, str], Link] = {}
+        for lk in t.links:
+            a, b = lk.a.node, lk.b.node
+            links_of.setdefault(a, []).append(lk)
+            if b != a:
+                links_of.setdefault(b, []).append(lk)
+            between.setdefault((a, b), lk)
+            between.setdefault((b, a), lk)
+        return _TopologyIndex(nodes, by_name, {k: tuple(v) for k, v in links_of.items()},
+                              between)
 
 
 # --------------------------------------------------------------------------- functions
@@ -242,7 +283,10 @@ class FunctionInstance:
         return self.function.rsplit(".", 1)[-1]
 
     def option(self, target: str) -> TargetOption | None:
-        return next((t for t in self.targets if t.target == target), None)
+        for t in self.targets:
+            if t.target == target:
+                return t
+        return None
 
     def families(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.family for t in self.targets))
@@ -287,6 +331,7 @@ class Program:
     topologies: tuple[Topology, ...]
     services: tuple[Service, ...]
     span: Span | None = _span()
+    _index: _ProgramIndex | None = _memo()
 
     def __repr__(self) -> str:
         names = ", ".join(s.name for s in self.services[:5]) + \
@@ -298,16 +343,41 @@ class Program:
                 f"{topologies or 'no topology'}>")
 
     def topology(self, name: str) -> Topology:
-        for t in self.topologies:
-            if t.name == name:
-                return t
-        raise KeyError(f"no topology {name!r}")
+        t = _indexed(self, _ProgramIndex.of).topologies.get(name)
+        if t is None:
+            raise KeyError(f"no topology {name!r}")
+        return t
 
     def service(self, name: str) -> Service:
-        for s in self.services:
-            if s.name == name:
-                return s
-        raise KeyError(f"no service {name!r}")
+        s = _indexed(self, _ProgramIndex.of).services.get(name)
+        if s is None:
+            raise KeyError(f"no service {name!r}")
+        return s
 
     def instances(self) -> tuple[FunctionInstance, ...]:
-        return tuple(f for s in self.services for f in s.chain)
+        return _indexed(self, _ProgramIndex.of).instances
+
+    def instance(self, instance_id: str) -> FunctionInstance:
+        return _indexed(self, _ProgramIndex.of).by_id[instance_id]
+
+
+@dataclass(frozen=True, slots=True)
+class _ProgramIndex:
+    topologies: dict[str, Topology]  # the first of each name, as a scan would find it
+    services: dict[str, Service]
+    instances: tuple[FunctionInstance, ...]
+    by_id: dict[str, FunctionInstance]
+
+    @staticmethod
+    def of(p: Program) -> _ProgramIndex:
+        topologies: dict[str, Topology] = {}
+        for t in p.topologies:
+            topologies.setdefault(t.name, t)
+        services: dict[str, Service] = {}
+        for s in p.services:
+            services.setdefault(s.name, s)
+        instances = tuple(f for s in p.services for f in s.chain)
+        by_id: dict[str, FunctionInstance] = {}
+        for f in instances:
+            by_id.setdefault(f.id, f)
+        return _ProgramIndex(topologies, services, instances, by_id)

@@ -8,9 +8,9 @@ text serialise identically.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
+from .._json import dumps
 from ..units import Quantity
 from ._ir import Args, Program
 from .predicate import And, Cmp, Not, Or
@@ -32,7 +32,8 @@ def to_jsonable(obj: Any) -> Any:
         return value_to_json(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {f.name: to_jsonable(getattr(obj, f.name))
-               for f in dataclasses.fields(obj) if f.name != "span"}
+               for f in dataclasses.fields(obj)
+               if f.name != "span" and not f.name.startswith("_")}
         kind = getattr(type(obj), "kind", None)  # Switch/Host/Endpoint say what they are
         if isinstance(kind, str) and "kind" not in out:
             out["kind"] = kind
@@ -44,4 +45,4 @@ def to_jsonable(obj: Any) -> Any:
 
 def program_to_json(program: Program) -> str:
     doc = {"mosaico_ir": IR_FORMAT_VERSION, **to_jsonable(program)}
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return dumps(doc, 2) + "\n"

@@ -1,7 +1,8 @@
 """Text → AST.
 
-The grammar lives in ``mosaico.lark``; one :class:`_ToAst` transformer turns Lark's tree into
-AST nodes, so nothing after this module sees a Lark object. Syntax errors become
+The grammar lives in ``mosaico.lark``; :class:`_ToAst` builds the AST as Lark's LALR parser
+reduces each rule (no parse tree in between), so nothing after this module sees a Lark
+object. Syntax errors become
 diagnostics with the expected tokens as a hint. After an error every top-level item is
 parsed on its own, so a file with several broken items reports all of them in one run.
 """
@@ -9,13 +10,15 @@ parsed on its own, so a file with several broken items reports all of them in on
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from ipaddress import IPv4Address, IPv6Network
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token, Transformer
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedInput,
@@ -45,31 +48,128 @@ class ParseResult:
 
 
 @cache
-def _lark() -> tuple[Lark, str]:
-    """The parser, and which engine runs it: ``lark-cython`` (the `fast` extra) or ``lark``."""
+def _lark() -> tuple[Lark, str, _Inline]:
+    """The parser, which engine runs it — ``lark-cython`` (the `fast` extra) or ``lark`` —
+    and the callbacks it builds the AST with while it parses (:class:`_Inline`)."""
     grammar = files(__package__).joinpath("mosaico.lark").read_text(encoding="utf-8")
-    options = dict(parser="lalr", lexer="contextual", propagate_positions=True,
-                   maybe_placeholders=True, cache=lark_cache("mosaico-grammar"))
+    inline = _Inline()
+    # Every token is kept (keep_all_tokens) so that the callbacks see where each rule starts
+    # and ends — keywords and brackets included — and compute the spans Lark's
+    # propagate_positions would, at a third of its cost; they drop the punctuation.
+    options = dict(parser="lalr", lexer="contextual", keep_all_tokens=True,
+                   maybe_placeholders=True, transformer=inline,
+                   cache=lark_cache("mosaico-grammar"))
     try:  # Lark's LALR parser and lexer compiled with Cython: same results, faster
         import lark_cython
     except ImportError:
-        return Lark(grammar, **options), "lark"
-    return Lark(grammar, **options, _plugins=lark_cython.plugins), "lark-cython"
+        lark, engine = Lark(grammar, **options), "lark"
+    else:
+        lark, engine = Lark(grammar, **options, _plugins=lark_cython.plugins), "lark-cython"
+    inline.learn(lark, grammar)
+    return lark, engine, inline
 
 
 def parser_backend() -> str:
     return _lark()[1]
 
 
-# ----------------------------------------------------------------------------- transformer
+_TERMINAL_DEFINITION = re.compile(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", re.M)
+_KEEP_TOKENS = re.compile(r"^!\s*([a-z_][a-z0-9_]*)\s*:", re.M)
 
 
+Extent = tuple[int, int, int, int]  # line, column, end line, end column
+
+
+class _Built:
+    """What a rule's callback returns: the AST value, where its text is, its rule, how deep
+    it is and where its deepest part is (E0105 points there)."""
+
+    __slots__ = ("value", "extent", "rule", "depth", "deep")
+
+    def __init__(self, value, extent: Extent | None, rule: str, depth: int,
+                 deep: Extent | None) -> None:
+        self.value, self.extent, self.rule = value, extent, rule
+        self.depth, self.deep = depth, deep
+
+
+# Rules whose left-recursive chains are one level, as in the AST (`a or b or c` is one
+# BoolOp): Lark nests them, the AST does not.
 _FLAT = frozenset({"or_op", "and_op"})
 
 
-def _flat(parent: Tree, child) -> bool:
-    """``child`` continues ``parent``'s flat and/or chain (one AST node, no nesting)."""
-    return (parent.data in _FLAT and isinstance(child, Tree) and child.data == parent.data)
+def _callback(rule: str, method):
+    """The callback of one rule: the span from its first to its last token (or child), the
+    children without punctuation, then the :class:`_ToAst` method of the rule."""
+
+    flat = rule in _FLAT
+
+    def build(self: _Inline, children: list):
+        first = last = None
+        depth, deep = 0, None
+        values = []
+        drop = self.punctuation if rule not in self.keep else ()
+        for c in children:
+            if c is None:
+                values.append(None)
+            elif type(c) is _Built:
+                if c.extent is not None:
+                    if first is None:
+                        first = c.extent
+                    last = c.extent
+                d = c.depth - 1 if flat and c.rule == rule else c.depth
+                if d > depth:
+                    depth, deep = d, c.deep
+                values.append(c.value)
+            else:  # a token
+                extent = (c.line, c.column, c.end_line, c.end_column)
+                if first is None:
+                    first = extent
+                last = extent
+                if c.type not in drop:
+                    values.append(c)
+        extent = None if first is None else (first[0], first[1], last[2], last[3])
+        return _Built(method(self.ast, extent, values), extent, rule, depth + 1,
+                      deep or extent)
+
+    build.__name__ = rule
+    return build
+
+
+class _Inline(Transformer):
+    """Lark calls these as it reduces each rule (no parse tree is built): one per rule of
+    :class:`_ToAst`, made by :func:`_callback`. ``ast`` is the parse in progress."""
+
+    def __init__(self) -> None:
+        super().__init__(visit_tokens=False)
+        self.ast: _ToAst | None = None
+        self.punctuation: frozenset[str] = frozenset()
+        self.keep: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def learn(self, lark: Lark, grammar: str) -> None:
+        """Which tokens are punctuation — the anonymous ones, written as strings in the
+        rules: Lark drops them unless a rule is marked ``!`` — and which rules keep them."""
+        named = set(_TERMINAL_DEFINITION.findall(grammar))
+        self.punctuation = frozenset(t.name for t in lark.terminals if t.name not in named)
+        self.keep = frozenset(_KEEP_TOKENS.findall(grammar))
+
+    @contextmanager
+    def parsing(self, ast: _ToAst):
+        with self._lock:
+            self.ast = ast
+            try:
+                yield ast
+            finally:
+                self.ast = None
+
+    def atom(self, children: list):
+        """``( expr )``: the expression itself; the parentheses widen only where it sits."""
+        open_, inner, close = children
+        return _Built(inner.value, (open_.line, open_.column, close.end_line, close.end_column),
+                      inner.rule, inner.depth, inner.deep)
+
+
+# ----------------------------------------------------------------------------- transformer
 
 
 def _present(items) -> tuple:
@@ -82,11 +182,9 @@ def _v(tok) -> str:
 
 
 class _ToAst:
-    """One method per grammar rule; optional parts arrive as ``None`` placeholders.
-
-    Lark's Transformer would do, but its per-call wrapping costs a third of the parse time
-    on large programs; :meth:`transform` is the same post-order walk, iterative, so deep
-    nesting cannot overflow the Python stack.
+    """One method per grammar rule, called bottom-up as the parser reduces (through
+    :class:`_Inline`) with the rule's span and its children; optional parts arrive as
+    ``None`` placeholders. Nothing recurses, so deep nesting cannot overflow the stack.
     """
 
     def __init__(self, file: str) -> None:
@@ -94,35 +192,10 @@ class _ToAst:
         self.errors: list[Diagnostic] = []
         self.names: set[str] = set()  # every identifier referenced (for unused-import checks)
 
-    def transform(self, tree: Tree):
-        """Post-order walk; also records the deepest rule nesting in ``self.depth`` and
-        where it is in ``self.deepest`` (a flat ``a or b or c`` is one level, as in the
-        AST: Lark nests the left-recursive chain, the AST does not)."""
-        done: list = []  # results, in post-order
-        stack: list = [(tree, False, 0)]
-        deepest, where = 0, None
-        while stack:
-            node, expanded, depth = stack.pop()
-            if not isinstance(node, Tree):
-                done.append(node)
-            elif expanded:
-                n = len(node.children)
-                children = done[len(done) - n:] if n else []
-                del done[len(done) - n:]
-                done.append(getattr(self, node.data)(node.meta, children))
-            else:
-                if depth > deepest:
-                    deepest, where = depth, node.meta
-                stack.append((node, True, depth))
-                stack.extend((c, False, depth if _flat(node, c) else depth + 1)
-                             for c in reversed(node.children))
-        self.depth, self.deepest = deepest, where
-        return done[0]
-
-    def _span(self, meta) -> Span | None:
-        if getattr(meta, "empty", True):
+    def _span(self, extent: tuple[int, int, int, int] | None) -> Span | None:
+        if extent is None:
             return None
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        return Span(self.file, *extent)
 
     def _bad(self, message: str, tok, hint: str | None = None) -> None:
         span = Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
@@ -399,6 +472,11 @@ class _ToAst:
         return A.BoolLit(False, span=self._span(meta))
 
 
+for _rule, _method in list(vars(_ToAst).items()):
+    if not _rule.startswith("_") and callable(_method):
+        setattr(_Inline, _rule, _callback(_rule, _method))
+
+
 @dataclass(frozen=True)
 class _Targets:
     items: tuple
@@ -569,17 +647,20 @@ def parse(text: str, file: str = "<input>") -> ParseResult:
 
 
 def _parse(text: str, file: str) -> ParseResult:
-    try:
-        tree = _lark()[0].parse(text)
-    except UnexpectedInput as e:
-        return ParseResult(None, tuple(_recover(text, file, e)))
-    transformer = _ToAst(file)
-    module = transformer.transform(tree)
-    diagnostics = list(transformer.errors)
-    if transformer.depth > MAX_NESTING:
-        meta = transformer.deepest
-        span = Span(file, meta.line, meta.column, meta.end_line, meta.end_column) \
-            if meta is not None and not getattr(meta, "empty", True) else Span(file, 1, 1)
+    lark, _, inline = _lark()
+    with inline.parsing(_ToAst(file)) as ast:
+        try:
+            built = lark.parse(text)
+        except UnexpectedInput as e:
+            first = e
+        else:
+            first = None
+    if first is not None:
+        return ParseResult(None, tuple(_recover(text, file, first)))
+    module = built.value
+    diagnostics = list(ast.errors)
+    if built.depth > MAX_NESTING:
+        span = Span(file, *built.deep) if built.deep is not None else Span(file, 1, 1)
         diagnostics.append(error("E0105", "expressions are nested too deeply", span,
                                  f"mosaico accepts up to {MAX_NESTING} levels of nesting; "
                                  "name intermediate values with `const`"))
@@ -587,7 +668,7 @@ def _parse(text: str, file: str) -> ParseResult:
         return ParseResult(None, tuple(diagnostics))
     return ParseResult(
         A.Module(module.items, path=file, comments=_scan_comments(text),
-                 names_used=frozenset(transformer.names), span=module.span),
+                 names_used=frozenset(ast.names), span=module.span),
         (),
     )
 
@@ -598,23 +679,23 @@ def _recover(text: str, file: str, first: UnexpectedInput) -> list[Diagnostic]:
     Items start with a top-level keyword at the beginning of a line. Each chunk is padded
     with the newlines before it, so positions stay those of the whole file.
     """
+    lark, _, inline = _lark()
     starts = [m.start() for m in _ITEM_START.finditer(text)]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     diagnostics: list[Diagnostic] = []
     for begin, end in zip(starts, [*starts[1:], len(text)], strict=True):
         padded = "\n" * text.count("\n", 0, begin) + text[begin:end].rstrip()
-        try:
-            tree = _lark()[0].parse(padded)
-        except UnexpectedInput as e:
-            d = _syntax_diagnostic(e, file, padded)
-            if d.code == "E0103" and end < len(text):
-                d = replace(d, message="this declaration ends too early")
-            diagnostics.append(d)
-            continue
-        transformer = _ToAst(file)
-        transformer.transform(tree)
-        diagnostics.extend(transformer.errors)
+        with inline.parsing(_ToAst(file)) as ast:
+            try:
+                lark.parse(padded)
+            except UnexpectedInput as e:
+                d = _syntax_diagnostic(e, file, padded)
+                if d.code == "E0103" and end < len(text):
+                    d = replace(d, message="this declaration ends too early")
+                diagnostics.append(d)
+                continue
+        diagnostics.extend(ast.errors)
     if not any(d.code in ("E0101", "E0102", "E0103", "E0107") for d in diagnostics):
         diagnostics.insert(0, _syntax_diagnostic(first, file, text))  # the split misled us
     return _dedupe(diagnostics)

@@ -16,20 +16,29 @@ pruned (see :mod:`.explain`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
 from ..ir import _ir as I
-from . import resources as R
-from ._problem import Choice, Kind, Location, Problem, Rule, build, floors, transits_of
+from ._decompose import solve_in_groups
+from ._problem import (
+    Choice,
+    Kind,
+    Location,
+    Problem,
+    Rule,
+    build,
+    floors,
+    transits_of,
+)
 from ._walk import visits
 from .objective import PPM, complete
 from .options import Options, _SearchLimit
 from .placement import Assignment, Level, Placement, Route, Search
 
-__all__ = ["Encoding", "solve", "LEVELS"]
+__all__ = ["Encoding", "solve", "optimise", "LEVELS"]
 
 #: Objective levels, most important first: (name, field of Objective it reports).
 LEVELS = (
@@ -254,11 +263,11 @@ class Encoding:
             cells = self._group_var.get(fi_id, xs)
             for node, var in cells.items():
                 choice = self.choices[fi_id].get(node) or self._group_choice(fi_id, node)
-                out.setdefault((topo, node), []).append((var, R.demand(choice.option)))
+                out.setdefault((topo, node), []).append((var, choice.demand))
         return out
 
     def _group_choice(self, fi_id: str, node: str) -> Choice:
-        group = next(g for g in self.problem.groups if fi_id in g.instances)
+        group = self.problem.group_of(fi_id)
         return next(self.choices[i][node] for i in group.instances
                     if node in self.choices.get(i, {}))
 
@@ -306,9 +315,9 @@ class Encoding:
             preferring = sum(1 for i in self.x if instances[i].prefer is not None)
             parts[LEVELS[2][0]] = (sum(misses), preferring)
         for name, res in ((LEVELS[3][0], "vcpus"), (LEVELS[4][0], "stages")):
-            used = [e for key, e in sorted(self.usage.items()) if key[2] == res]
+            used = [self.usage[key] for key in sorted(k for k in self.usage if k[2] == res)]
             if used:
-                top = sum(max(R.demand(c.option).get(res, 0) for c in chosen.values())
+                top = sum(max(c.demand.get(res, 0) for c in chosen.values())
                           for chosen in self.choices.values() if chosen)
                 parts[name] = (sum(used), top)
         if self.routes:
@@ -358,21 +367,34 @@ class Encoding:
         return Placement(tuple(assignments), tuple(routes))
 
 
-def solve(program: I.Program, options: Options) -> Placement | None:
+def solve(program: I.Program, options: Options, *, exact: bool = False) -> Placement | None:
     """The lexicographically optimal placement (None if there is none).
 
     The worst budget usage can be no lower than the worst route's floor (base path,
     fastest targets, queue target) allows, and usually is exactly that: so the search
     first caps every route at that bound — a much smaller model — and only if no
     placement fits under it optimises the latency levels on the full model.
+
+    A program larger than ``options.exact_size`` (:func:`size`) is solved in groups
+    (:mod:`._decompose`, which may raise :class:`Stuck`) unless ``exact``.
     """
     transits = transits_of(program)
     usage_floor, unbudgeted_floor, limits = _floor_limits(program, floors(program, transits))
-    tight = _optimise(build(program, limits=limits, transits=transits), options,
-                      known={LEVELS[0][0]: usage_floor, LEVELS[1][0]: unbudgeted_floor})
+    known = {LEVELS[0][0]: usage_floor, LEVELS[1][0]: unbudgeted_floor}
+    if not exact and size(program) > options.exact_size:
+        narrowed = build(program, limits=limits, transits=transits, width=options.width)
+        return solve_in_groups(program, narrowed, options, known, limits, optimise)
+    tight = optimise(build(program, limits=limits, transits=transits), options, known)
     if tight is not None:
         return tight
-    return _optimise(build(program, transits=transits), options, known={})
+    return optimise(build(program, transits=transits), options, known={})
+
+
+def size(program: I.Program) -> int:
+    """How large the exact model may grow: every service could place its functions on
+    every node it can reach, so services × nodes (switches and hosts of its topology)."""
+    nodes = {t.name: len(t.switches) + len(t.hosts) for t in program.topologies}
+    return sum(nodes.get(s.topology, 0) for s in program.services)
 
 
 def _floor_limits(program: I.Program, floor: dict[str, list[int]]
@@ -396,8 +418,11 @@ def _floor_limits(program: I.Program, floor: dict[str, list[int]]
     return usage, unbudgeted, limits
 
 
-def _optimise(problem: Problem, options: Options, known: dict[str, int]) -> Placement | None:
-    """Solve the goals in turn; levels in ``known`` are already optimal at that value."""
+def optimise(problem: Problem, options: Options, known: Mapping[str, int], *,
+             report: bool = True) -> Placement | None:
+    """Solve the goals in turn; levels in ``known`` are already optimal at that value.
+    Without ``report`` the placement is returned bare — no latencies, objective or search
+    record (a group's: the whole program's are computed once, from all of them)."""
     enc = Encoding(problem, explain=False)
     if not enc.feasible:
         return None
@@ -445,6 +470,8 @@ def _optimise(problem: Problem, options: Options, known: dict[str, int]) -> Plac
                 return None
             raise _SearchLimit()
         best = enc.snapshot(solver)
+    if not report:
+        return enc.placement(lambda v: best[v])
     placement = complete(problem.program, enc.placement(lambda v: best[v]), None)
     searched = {name for goal in goals for name, _, _ in goal} | set(known)
     report = []

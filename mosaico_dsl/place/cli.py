@@ -46,9 +46,13 @@ def place_cmd(file: str, output: str | None, search_limit: float | None, quiet: 
     except PlacementError as e:
         raise CompileError([*diagnostics, *e.diagnostics], sources) from None
     if not primary_optimal(placement) and program.services:
+        groups = placement.search.groups if placement.search else 1
+        why = "the search limit ran out" if groups == 1 else \
+            f"it was solved in {groups} groups (docs/placement.md, \"Large programs\")"
         diagnostics = (*diagnostics, warning(
-            "W0801", "the placement is valid but not proven optimal: the search limit ran "
-            "out", program.span, "raise `--search-limit`"))
+            "W0801", f"the placement is valid but not proven optimal: {why}", program.span,
+            "raise `--search-limit`" + ("; the gap of each level is in placement.json's "
+                                        "`search`" if groups > 1 else "")))
     _emit(diagnostics, sources)
     if not quiet:
         Console(file=sys.stdout if output != "-" else sys.stderr, soft_wrap=True).print(

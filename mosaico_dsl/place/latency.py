@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
 
-from ..check.services import latency_floor
 from ..ir import _ir as I
 from ..units import Time
 from .placement import Visit
@@ -86,8 +85,8 @@ def breakdown(topology: I.Topology, service: I.Service, visits: tuple[Visit, ...
                 processing(v)
             k = end
     queue = service.queueing
-    _, target_delay = latency_floor(service)
-    if queue is not None and target_delay.ns:
+    target_delay = queue.queue_target if queue is not None else None
+    if target_delay is not None and target_delay.ns:
         items.append(Item(ItemKind.QUEUEING, f"{queue.name} queueing target", target_delay,
                           queue.id))
     return Breakdown(tuple(items))

@@ -7,6 +7,8 @@ disagrees with it shows up as a failing test, not as a silently worse placement.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..ir import _ir as I
 from ..units import Time
 from . import resources as R
@@ -18,9 +20,12 @@ __all__ = ["PPM", "evaluate", "route_latency", "complete"]
 PPM = 1_000_000
 
 
-def route_latency(program: I.Program, placement: Placement, route: Route) -> Time:
+def route_latency(program: I.Program, placement: Placement, route: Route,
+                  runs: Mapping[str, str] | None = None) -> Time:
+    """``runs`` (instance → target) may be given when scoring many routes of one placement."""
     svc = program.service(route.service)
-    runs = {a.instance: a.target for a in placement.assignments}
+    if runs is None:
+        runs = {a.instance: a.target for a in placement.assignments}
     return breakdown(program.topology(svc.topology), svc, route.visits, runs).total
 
 
@@ -28,9 +33,10 @@ def evaluate(program: I.Program, placement: Placement) -> Objective:
     usage = 0
     unbudgeted = 0
     total = 0
+    runs = {a.instance: a.target for a in placement.assignments}
     for route in placement.routes:
         svc = program.service(route.service)
-        lat = route_latency(program, placement, route).ns
+        lat = route_latency(program, placement, route, runs).ns
         total += lat
         budget = svc.requirements.latency
         if budget is not None and budget.ns > 0:
@@ -58,7 +64,8 @@ def complete(program: I.Program, placement: Placement, search: Search | None) ->
                                       option.latency if option else None,
                                       option.cost if option else None))
     bare = Placement(tuple(assignments), placement.routes)
-    routes = tuple(Route(r.service, r.source, r.visits, route_latency(program, bare, r))
+    runs = {a.instance: a.target for a in assignments}
+    routes = tuple(Route(r.service, r.source, r.visits, route_latency(program, bare, r, runs))
                    for r in placement.routes)
     done = Placement(tuple(assignments), routes)
     return Placement(done.assignments, done.routes, evaluate(program, done), search)

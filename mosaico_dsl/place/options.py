@@ -29,6 +29,16 @@ class Options:
     # Explaining an infeasible program: after the first conflict, look for more only
     # while the solver has spent less than this (deterministic time, all solves).
     explain_time: float = 5.0
+    # Programs of more than this many services × nodes (switches and hosts) are solved in
+    # groups of about ``group_size`` services, each on a model narrowed to the ``width``
+    # nearest nodes per target beside each path (docs/placement.md, "Large programs").
+    exact_size: int = 40_000
+    group_size: int = 250
+    width: int = 4
+    # Memory placement may plan to use: bytes, a size ("8GiB"), "off", or None for the
+    # default (MOSAICO_MEMORY_LIMIT, else what the machine has available): a program whose
+    # estimate is larger is refused before solving (E0814). See mosaico_dsl.limits.
+    memory_limit: int | str | None = None
 
     def configure(self, solver: cp_model.CpSolver) -> None:
         from ortools.sat.python import cp_model

@@ -12,7 +12,7 @@ against (:func:`mosaico_dsl.place.baseline.first_fit`) produces the same type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ir import _ir as I
 from ..units import Time
@@ -112,15 +112,20 @@ class Search:
 
     method: str  # "cp-sat" | "first-fit"
     levels: tuple[Level, ...] = ()
+    # Large programs are solved in groups of services (see docs/placement.md): how many.
+    groups: int = 1
 
     @property
     def optimal(self) -> bool:
         return self.method == "cp-sat" and all(lv.optimal for lv in self.levels)
 
     def to_json(self) -> dict:
-        return {"method": self.method, "optimal": self.optimal,
-                "levels": [{"name": lv.name, "value": lv.value, "bound": lv.bound}
-                           for lv in self.levels]}
+        doc = {"method": self.method, "optimal": self.optimal,
+               "levels": [{"name": lv.name, "value": lv.value, "bound": lv.bound}
+                          for lv in self.levels]}
+        if self.groups > 1:
+            doc["groups"] = self.groups
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,10 @@ class Placement:
     routes: tuple[Route, ...]
     objective: Objective | None = None
     search: Search | None = None
+    # Lookups by instance, service and node, built on first use: the backends ask once per
+    # service and switch, which on thousands of them must not be a scan each.
+    _index: _PlacementIndex | None = field(default=None, init=False, compare=False,
+                                           repr=False, hash=False)
 
     def __repr__(self) -> str:
         nodes = len({a.node for a in self.assignments})
@@ -138,16 +147,18 @@ class Placement:
                 f"node{'s' * (nodes != 1)}, {len(self.routes)} routes{how}>")
 
     def assignment(self, instance_id: str) -> Assignment:
-        for a in self.assignments:
-            if a.instance == instance_id:
-                return a
-        raise KeyError(instance_id)
+        return self._lookup().by_instance[instance_id]
 
     def on_node(self, node: str) -> tuple[Assignment, ...]:
-        return tuple(a for a in self.assignments if a.node == node)
+        return self._lookup().by_node.get(node, ())
 
     def routes_of(self, service: str) -> tuple[Route, ...]:
-        return tuple(r for r in self.routes if r.service == service)
+        return self._lookup().by_service.get(service, ())
+
+    def _lookup(self) -> _PlacementIndex:
+        if self._index is None:
+            object.__setattr__(self, "_index", _PlacementIndex.of(self))
+        return self._index
 
     def nodes_used(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a.node for a in self.assignments))
@@ -163,6 +174,26 @@ class Placement:
         if self.search is not None:
             doc["search"] = self.search.to_json()
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class _PlacementIndex:
+    by_instance: dict[str, Assignment]  # the first assignment of each instance
+    by_node: dict[str, tuple[Assignment, ...]]
+    by_service: dict[str, tuple[Route, ...]]
+
+    @staticmethod
+    def of(p: Placement) -> _PlacementIndex:
+        by_instance: dict[str, Assignment] = {}
+        by_node: dict[str, list[Assignment]] = {}
+        for a in p.assignments:
+            by_instance.setdefault(a.instance, a)
+            by_node.setdefault(a.node, []).append(a)
+        by_service: dict[str, list[Route]] = {}
+        for r in p.routes:
+            by_service.setdefault(r.service, []).append(r)
+        return _PlacementIndex(by_instance, {k: tuple(v) for k, v in by_node.items()},
+                               {k: tuple(v) for k, v in by_service.items()})
 
 
 def _assignment_json(a: Assignment) -> dict:

@@ -7,13 +7,13 @@ reaches it when it is the first function of that detour.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .._json import dumps
 from ..ir import _ir as I
 from ..units import Size, Time
 from .latency import ItemKind, breakdown, format_time
@@ -25,7 +25,7 @@ __all__ = ["placement_document", "Row", "rows", "render", "primary_optimal"]
 def placement_document(placement: Placement) -> bytes:
     """The bytes of ``placement.json`` — one function for ``mosaico place`` and
     ``mosaico compile``, so the two always write the same document."""
-    return (json.dumps(placement.to_json(), indent=2, sort_keys=True) + "\n").encode()
+    return (dumps(placement.to_json(), 2) + "\n").encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +124,14 @@ def render(program: I.Program, placement: Placement) -> Group:
 def _summary(placement: Placement) -> str:
     search = placement.search
     o = placement.objective
+    why = "search limit" if search.groups == 1 else f"{search.groups} groups"
     head = {"cp-sat": "optimal" if search.optimal else
             ("optimal; total latency within "
              f"{search.levels[-1].gap:.2%} of its bound" if primary_optimal(placement)
-             else "NOT proven optimal (search limit)"),
+             else f"NOT proven optimal ({why})"),
             "first-fit": "greedy first fit"}.get(search.method, search.method)
+    if search.groups > 1:
+        head += f", in {search.groups} groups"
     if o is None:
         return head
     return (f"{search.method}: {head} — worst budget usage {o.worst_usage_ppm / 1e4:.2f}%, "

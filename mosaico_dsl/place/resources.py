@@ -13,6 +13,8 @@ functions, so they cannot disagree about what "fits" means. Two rules beyond pla
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
+from types import MappingProxyType
 
 from ..ir import _ir as I
 from ..units import Size
@@ -41,7 +43,13 @@ def capacity(node: I.NodeIR) -> dict[str, int]:
     return {}
 
 
-def demand(option: I.TargetOption) -> dict[str, int]:
+@cache
+def demand(option: I.TargetOption) -> Mapping[str, int]:
+    """What ``option`` takes from a node (read-only: shared by every caller)."""
+    return MappingProxyType(_demand(option))
+
+
+def _demand(option: I.TargetOption) -> dict[str, int]:
     c = option.cost
     if isinstance(c, I.P4Cost):
         return {"stages": c.stages, "table_entries": c.entries,

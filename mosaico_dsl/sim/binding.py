@@ -25,8 +25,8 @@ from ..place.placement import Route
 from .packet import ECT1, IP_TCP_HEADER, SYN_SIZE
 from .traffic import FlowSpec
 
-__all__ = ["FlowBinding", "bind_traffic", "header_fields", "packet_header",
-           "DEFAULT_FLOOD_PPS"]
+__all__ = ["FlowBinding", "bind_traffic", "header_fields", "packet_header", "packets_at_most",
+           "send_interval", "DEFAULT_FLOOD_PPS"]
 
 DEFAULT_FLOOD_PPS = 10_000  # floods without a rate
 _NS = 1_000_000_000
@@ -132,14 +132,31 @@ def _default_ecn(spec: FlowSpec) -> int:
     return spec.ecn if spec.ecn is not None else 0
 
 
-def _interval(spec: FlowSpec, size: int) -> int:
+def send_interval(spec: FlowSpec, size: int) -> int:
+    """ns between an open-loop source's packets (as it paces them: at least 1 ns)."""
     if spec.rate_pps is not None:
-        return _NS // spec.rate_pps.pps
-    bps = spec.rate_bps.bps if spec.rate_bps is not None else \
-        {"cbr": 1_000_000, "onoff": 2_000_000}.get(spec.kind, 0)
-    if bps:
-        return size * 8 * _NS // bps
-    return _NS // DEFAULT_FLOOD_PPS
+        interval = _NS // spec.rate_pps.pps
+    else:
+        bps = spec.rate_bps.bps if spec.rate_bps is not None else \
+            {"cbr": 1_000_000, "onoff": 2_000_000}.get(spec.kind, 0)
+        interval = size * 8 * _NS // bps if bps else _NS // DEFAULT_FLOOD_PPS
+    return max(1, interval)
+
+
+def packets_at_most(spec: FlowSpec, duration: int, fastest_bps: int) -> int:
+    """How many packets ``spec`` can send in a run of ``duration`` ns at most: an open-loop
+    source its paced rate, a TCP flow what its fastest possible access link (``fastest_bps``)
+    carries, or its transfer."""
+    stop = min(duration, spec.stop.ns) if spec.stop is not None else duration
+    window = max(0, stop - spec.start.ns)
+    size = _default_size(spec)
+    if spec.is_tcp:
+        packets = -(-window * fastest_bps // (size * 8 * _NS))
+        if spec.transfer is not None:
+            packets = min(packets, -(-spec.transfer.bytes // (size - IP_TCP_HEADER)) + 1)
+    else:
+        packets = -(-window // send_interval(spec, size))
+    return spec.count * packets
 
 
 def bind_traffic(program: I.Program, placement: Placement, specs: Sequence[FlowSpec], *,
@@ -273,7 +290,7 @@ def _bind(program: I.Program, placement: Placement, duration: int, spec: FlowSpe
         spoof=spoof,
         classify_per_packet=matched and spoof is not None and any(
             f.path == "ipv4.src" for f in fields_of(svc.match)),
-        interval_ns=None if spec.is_tcp else _interval(spec, size),
+        interval_ns=None if spec.is_tcp else send_interval(spec, size),
         pacing=(spec.pacing if spec.pacing is not None else spec.kind == "prague")
         if spec.is_tcp else False,
         limit=limit)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..cli import _FORCE, _SEARCH, _emit, _guard
-from .run import DEFAULT_DURATION, DEFAULT_SEED, DEFAULT_TRAFFIC, simulate
+from .run import DEFAULT_DURATION, DEFAULT_SEED, DEFAULT_TRAFFIC, MAX_PACKETS, simulate
 
 __all__ = ["sim"]
 
@@ -29,11 +29,14 @@ __all__ = ["sim"]
               help="Write the per-packet CSV traces.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Render the PNG plots.")
+@click.option("--max-packets", type=click.IntRange(min=1), default=MAX_PACKETS,
+              show_default=True,
+              help="Refuse a run whose flows could send more packets than this (E1108).")
 @_FORCE
 @_SEARCH
 @_guard
 def sim(file: str, output: str, duration: str, traffic: str, seed: int, traces: bool,
-        plots: bool, force: bool, search: tuple[str, ...]) -> None:
+        plots: bool, max_packets: int, force: bool, search: tuple[str, ...]) -> None:
     """Simulate a program's placed chain and report per-class delay, marks, drops, throughput."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -54,7 +57,8 @@ def sim(file: str, output: str, duration: str, traffic: str, seed: int, traces: 
                        at=f"{done / 1e9:.1f} of {total / 1e9:g} s simulated")
 
         result = simulate(Path(file), duration=duration, traffic=traffic, seed=seed,
-                          progress=progress, search_paths=[Path(s) for s in search])
+                          progress=progress, search_paths=[Path(s) for s in search],
+                          max_packets=max_packets)
     _emit(result.warnings, {})
     out = result.write(output, traces=traces, plots=plots, force=force)
     out_console = Console(file=sys.stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from ..diagnostics import Collector, CompileError, error
 from ..ir import _ir as I
 from ..place import Placement, PlacementError, place
 from ..units import Time, parse_quantity
+from .binding import packets_at_most
 from .metrics import SimResult, collect
 from .network import build
 from .traffic import TRAFFIC_FILE, FlowSpec, check_flows, parse_traffic
@@ -21,6 +23,9 @@ DEFAULT_TRAFFIC = "prague:1,cubic:1"
 DEFAULT_DURATION = "60s"
 DEFAULT_SEED = 1
 _MAX_DURATION = Time(24 * 3600 * 10**9)
+# Packets a run may send, all flows together: a packet costs 3–4 events, about 40 µs of
+# this project's machine (docs/simulation.md), so the default bounds a run to minutes.
+MAX_PACKETS = 10_000_000
 Progress = Callable[[int, int], None]  # (simulated ns so far, total ns)
 
 
@@ -66,7 +71,8 @@ def _program(source: Any, search_paths: Sequence[Path]) -> tuple[I.Program, Plac
 def simulate(source: Any, *, duration: Any = DEFAULT_DURATION,
              traffic: str | Sequence[FlowSpec] = DEFAULT_TRAFFIC, seed: int = DEFAULT_SEED,
              bin: Any = None, progress: Progress | None = None,
-             search_paths: Sequence[Path] = ()) -> SimResult:
+             search_paths: Sequence[Path] = (), max_packets: int | None = MAX_PACKETS
+             ) -> SimResult:
     """Simulate a placed program; raises :class:`CompileError` on any user error.
 
     ``source`` is a path (a :class:`~pathlib.Path`, or a ``str`` ending in ``.mosaico``),
@@ -76,7 +82,8 @@ def simulate(source: Any, *, duration: Any = DEFAULT_DURATION,
     :class:`~mosaico_dsl.Time` or seconds. ``traffic`` is a specification string (see
     :mod:`mosaico_dsl.sim.traffic`) or parsed :class:`FlowSpec` values. The same inputs and
     seed give the same result, bit for bit. ``progress(done_ns, total_ns)`` is called as the
-    run advances.
+    run advances. A run whose flows could send more than ``max_packets`` packets (None: no
+    limit) is refused before it starts (E1108).
     """
     # The mistakes of the duration, the traffic and the program are reported together.
     attempt = Collector()
@@ -101,6 +108,9 @@ def simulate(source: Any, *, duration: Any = DEFAULT_DURATION,
             raise CompileError(e.diagnostics) from None
     if isinstance(traffic, str):
         sources[TRAFFIC_FILE] = traffic
+    too_many = _too_many_packets(program, placement, specs, dur, max_packets)
+    if too_many is not None:
+        raise CompileError([too_many], sources)
     net = build(program, placement, specs, duration=dur.ns, seed=int(seed), bin_ns=bin_t.ns,
                 sources=sources)
     steps = 200
@@ -109,3 +119,27 @@ def simulate(source: Any, *, duration: Any = DEFAULT_DURATION,
         if progress is not None:
             progress(dur.ns * i // steps, dur.ns)
     return collect(net, name)
+
+
+def _too_many_packets(program: I.Program, placement: Placement, specs: Sequence[FlowSpec],
+                      duration: Time, limit: int | None):
+    """E1108 when the flows could send more than ``limit`` packets in ``duration``: an
+    open-loop flow sends at its rate, a TCP flow at most what the narrowest link of the
+    widest placed route carries."""
+    if limit is None:
+        return None
+    fastest = 0
+    for route in placement.routes:
+        topo = program.topology(program.service(route.service).topology)
+        links = [topo.link_between(a, b) for a, b in pairwise(route.nodes)]
+        fastest = max(fastest, min((lk.bandwidth.bps for lk in links if lk is not None),
+                                   default=0))
+    counts = [(packets_at_most(s, duration.ns, fastest), s) for s in specs]
+    total = sum(n for n, _ in counts)
+    if total <= limit:
+        return None
+    n, worst = max(counts, key=lambda c: c[0])
+    return error("E1108", f"the traffic could send about {total:,} packets in {duration} "
+                 f"(`{worst}` alone {n:,}); a run simulates at most {limit:,}",
+                 worst.span, "lower the flow's rate, count or active time, or the duration; "
+                 "or raise the limit (`mosaico sim --max-packets N`)")

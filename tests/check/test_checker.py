@@ -162,3 +162,20 @@ def test_services_sharing_an_egress_share_the_queue_arguments():
             "Forward(to: server) } }\n")
     a, b = check(text).services
     assert a.chain[0].args == b.chain[0].args
+
+
+def test_a_constant_sees_only_the_names_defined_before_it():
+    """Module scopes are views of one namespace (no copy per constant): what a constant
+    sees is still exactly what was defined before it."""
+    from mosaico_dsl.check.scope import Namespace, Scope, ValueBinding
+    from mosaico_dsl.check.types import INT
+
+    ns = Namespace()
+    ns.define("A", ValueBinding(INT, 1))
+    early = Scope().child(ns.defined())
+    ns.define("B", ValueBinding(INT, 2))
+    assert early.lookup("A") is not None and early.lookup("B") is None
+    assert early.visible() == ["A"] and Scope().child(ns.defined()).visible() == ["A", "B"]
+    with pytest.raises(mo.CompileError) as e:
+        mo.check("const A = B + 1\nconst B = 2\n")
+    assert [d.code for d in e.value.diagnostics] == ["E0203"]

@@ -251,8 +251,10 @@ def test_cases_cover_every_front_end_code():
 
     front_end = {c for c in CODES if c[1:3] in ("01", "02", "03", "04", "05", "06", "07")}
     # Not about a source text: E0106 (a name given to the Python API, tests/test_api.py),
-    # E0711 (nothing to compile: `compile` of a program without topology, tests/test_cli.py).
-    elsewhere = {"E0106", "E0711"}
+    # E0108 (a program refused before it is read, with no place in it to point at:
+    # tests/test_limits.py), E0711 (nothing to compile: `compile` of a program without
+    # topology, tests/test_cli.py).
+    elsewhere = {"E0106", "E0108", "E0711"}
     assert front_end - elsewhere <= {c.code for c in CASES}
 
 

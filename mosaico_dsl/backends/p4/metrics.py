@@ -28,9 +28,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from google.protobuf import json_format
-
-from .entries import table_update
+from ..._json import dumps
+from .entries import table_doc
 from .model import Counter, Register, Table, TableEntry
 from .plan import Step, SwitchPlan
 
@@ -184,7 +183,7 @@ def _entry_keys(plan: SwitchPlan) -> dict[int, dict]:
     """Per table entry (by position in ``plan.entries``): its key as entries.json has it."""
     out = {}
     for i, e in enumerate(plan.entries):
-        doc = json_format.MessageToDict(table_update(e).entity.table_entry)
+        doc = table_doc(e)
         out[i] = {k: doc[k] for k in ("match", "priority") if k in doc}
     return out
 
@@ -243,4 +242,4 @@ def metrics_of(plan: SwitchPlan) -> SwitchMetrics:
 
 
 def metrics_json(plan: SwitchPlan) -> str:
-    return json.dumps(metrics_of(plan).to_json(), indent=1, sort_keys=True) + "\n"
+    return dumps(metrics_of(plan).to_json(), 1) + "\n"

@@ -7,6 +7,8 @@ dotted suffix of the name).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from google.protobuf import text_format
 
 from ...p4proto import p4i as P
@@ -21,12 +23,15 @@ _COUNTER_UNIT = {"packets": P.CounterSpec.PACKETS, "bytes": P.CounterSpec.BYTES,
 
 
 def _aliases(names: list[str]) -> dict[str, str]:
+    """Each name's shortest dotted suffix that no other name ends with."""
+    ending = Counter(".".join(parts[-n:]) for parts in (name.split(".") for name in names)
+                     for n in range(1, len(parts) + 1))
     out = {}
     for name in names:
         parts = name.split(".")
         for n in range(1, len(parts) + 1):
             alias = ".".join(parts[-n:])
-            if sum(1 for other in names if other == alias or other.endswith("." + alias)) == 1:
+            if ending[alias] == 1:
                 out[name] = alias
                 break
         else:  # pragma: no cover - names are unique

@@ -326,9 +326,9 @@ def _ratelimit(ctx: _Ctx, fi: I.FunctionInstance, _next: str) -> Step:
     cells = int(fi.args["buckets"]) if per_source else 1
     meter = ctx.meter(f"{prefix}_meter", cells)
     rate, burst = fi.args["rate"].pps, int(fi.args["burst"])
+    label = f"{fi.id} {fi.args['rate']} burst {burst}"
     for i in range(cells):
-        ctx.meter_configs.append(MeterConfig(meter, i, rate, burst,
-                                             f"{fi.id} {fi.args['rate']} burst {burst}"))
+        ctx.meter_configs.append(MeterConfig(meter, i, rate, burst, label))
     dropped = ctx.counter(f"{prefix}_dropped", 1)
     return Step(fi, "ratelimit", prefix, "std/security/ratelimit.p4", (), (dropped,), (meter,),
                 const=(("per_source", int(per_source)), ("cells", cells)))
@@ -455,21 +455,23 @@ class _Pass:
     first: bool  # the route's first visit to the switch
 
 
-def _passes(program: I.Program, placement: Placement, switch: str) -> list[_Pass]:
-    out: list[_Pass] = []
+def _passes(program: I.Program, placement: Placement) -> dict[str, list[_Pass]]:
+    """Every switch's passes, in service and route order (one scan of all routes)."""
+    out: dict[str, list[_Pass]] = {}
     for svc in program.services:
         for route in placement.routes_of(svc.name):
             visits = route.visits
-            first = True
-            for i, v in enumerate(visits):
-                if v.node != switch or i == 0 or i + 1 >= len(visits):
-                    continue
+            seen: set[str] = set()
+            for i in range(1, len(visits) - 1):
+                v = visits[i]
+                switch = v.node
                 mine = tuple(x for x in v.instances
                              if placement.assignment(x).node == switch
                              and placement.assignment(x).target == P4_TARGET)
-                out.append(_Pass(svc, route.source, visits[i - 1].node, visits[i + 1].node,
-                                 mine, first))
-                first = False
+                out.setdefault(switch, []).append(_Pass(
+                    svc, route.source, visits[i - 1].node, visits[i + 1].node, mine,
+                    switch not in seen))
+                seen.add(switch)
     return out
 
 
@@ -510,7 +512,8 @@ def switches_with_programs(program: I.Program, placement: Placement) -> tuple[st
 
 
 def _topology_of(program: I.Program, switch: str) -> I.Topology:
-    return next(t for t in program.topologies if any(s.name == switch for s in t.switches))
+    return next(t for t in program.topologies
+                if t.has_node(switch) and isinstance(t.node(switch), I.Switch))
 
 
 def plan_switches(program: I.Program, placement: Placement
@@ -518,20 +521,20 @@ def plan_switches(program: I.Program, placement: Placement
     """A plan per switch, and every diagnostic found on the way (all switches checked)."""
     plans: list[SwitchPlan] = []
     diagnostics: list[Diagnostic] = []
+    passes = _passes(program, placement)
     for name in switches_with_programs(program, placement):
         topo = _topology_of(program, name)
         switch = topo.node(name)
         assert isinstance(switch, I.Switch)
         ctx = _Ctx(program, placement, switch, topo)
-        plan = _plan_switch(ctx)
+        plan = _plan_switch(ctx, passes.get(name, []))
         diagnostics.extend(ctx.diagnostics)
         if plan is not None:
             plans.append(plan)
     return tuple(plans), tuple(diagnostics)
 
 
-def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
-    passes = _passes(ctx.program, ctx.placement, ctx.switch.name)
+def _plan_switch(ctx: _Ctx, passes: list[_Pass]) -> SwitchPlan | None:
     services = list(dict.fromkeys(p.service.name for p in passes))
     if len(services) > MAX_SERVICES:
         ctx.diagnostics.append(error(
@@ -550,7 +553,6 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
     if unsupported:
         return None
 
-    instances = {fi.id: fi for fi in ctx.program.instances()}
     # Segments: one per distinct (service, instances run here), in route order; where the
     # packet goes next is per classifier entry, so routes that part ways share a segment.
     seg_keys: dict[tuple[str, tuple[str, ...]], tuple[int, int]] = {}
@@ -581,7 +583,7 @@ def _plan_switch(ctx: _Ctx) -> SwitchPlan | None:
     for key in seg_keys:
         steps: list[Step] = []
         for iid in key[1]:
-            fi = instances[iid]
+            fi = ctx.program.instance(iid)
             builder = SUPPORTED.get(fi.function)
             if builder is None:
                 if iid not in cache:
@@ -697,13 +699,13 @@ def _reply_actions(ctx: _Ctx, hops: list[_ReplyHop]) -> dict[str, Action | None]
 def _dualq_units(ctx: _Ctx) -> tuple[DualQUnit, ...]:
     units: list[DualQUnit] = []
     owner: dict[int, tuple[int, str]] = {}
-    instances = {fi.id: fi for fi in ctx.program.instances()}
+    program = ctx.program
     for n, (constants, users) in enumerate(ctx.dualq.items(), start=1):
         prefix = f"dualq{n}"
         for iid, port in users:
             if port in owner and owner[port][0] != n:
-                first = instances[owner[port][1]]
-                fi = instances[iid]
+                first = program.instance(owner[port][1])
+                fi = program.instance(iid)
                 ctx.diagnostics.append(error(
                     "E0904", f"port {ctx.switch.name}.{port} would run two DualQ "
                     f"configurations ({first.id} and {fi.id})", fi.span,

@@ -9,9 +9,9 @@ can share stages), plus nothing for egress beyond what DualQ's cost already coun
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 
+from ..._json import dumps
 from ...diagnostics import Diagnostic, Note, error
 from ...ir import _ir as I
 from .plan import P4_TARGET, Step, SwitchPlan
@@ -142,4 +142,4 @@ def resources_json(plan: SwitchPlan) -> str:
             "declared stage cost",
         ],
     }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return dumps(doc, 2) + "\n"

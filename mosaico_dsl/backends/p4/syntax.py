@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath
 
 import lark
@@ -20,9 +20,13 @@ import lark
 from ..._cache import lark_cache
 
 __all__ = ["P4SyntaxError", "Preprocessed", "preprocess", "parse", "check_source",
-           "check_file"]
+           "check_file", "KEYWORDS"]
 
 _DIRECTIVE = re.compile(r"^\s*#\s*(\w+)\s*(.*?)\s*$")
+#: The words the grammar spells out (``control``, ``apply``, ``bit``, …): a parser tells
+#: them from names, so they are kept when a fragment is reduced to its shape.
+KEYWORDS = frozenset(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"',
+                                (Path(__file__).parent / "p4.lark").read_text(encoding="utf-8")))
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -124,6 +128,31 @@ def _parser() -> lark.Lark:
                      maybe_placeholders=False, cache=lark_cache("p4-grammar"))
 
 
+@cache
+def _fast_parser() -> lark.Lark:
+    """The same grammar without positions, on lark-cython when installed: it only has to
+    say yes — a no is parsed again by :func:`_parser` to say where."""
+    grammar = (Path(__file__).parent / "p4.lark").read_text(encoding="utf-8")
+    options = dict(parser="lalr", lexer="contextual", maybe_placeholders=False,
+                   cache=lark_cache("p4-grammar-fast"))
+    try:
+        import lark_cython
+    except ImportError:
+        return lark.Lark(grammar, **options)
+    return lark.Lark(grammar, **options, _plugins=lark_cython.plugins)
+
+
+@lru_cache(maxsize=256)
+def _declarations_parse(text: str) -> bool:
+    """Whether ``text`` is a sequence of whole declarations that parses and passes the
+    statement check (remembered: every switch's program includes the same library)."""
+    try:
+        tree = _fast_parser().parse(text)
+    except lark.exceptions.UnexpectedInput:
+        return False
+    return not any(_bad_statement(node) for node in tree.find_data("expr_stmt"))
+
+
 def _located(e: Exception, pre: Preprocessed) -> P4SyntaxError:
     line = getattr(e, "line", None) or 1
     column = getattr(e, "column", None) or 0
@@ -140,11 +169,14 @@ def _located(e: Exception, pre: Preprocessed) -> P4SyntaxError:
     return P4SyntaxError(message, file, orig, column)
 
 
-def _check_statements(tree: lark.Tree, pre: Preprocessed) -> None:
+def _bad_statement(node: lark.Tree) -> bool:
     """A statement without `=` must be a call: p4c rejects `t.apply;` or `x;`."""
+    return len(node.children) == 1 and getattr(node.children[0], "data", None) != "call"
+
+
+def _check_statements(tree: lark.Tree, pre: Preprocessed) -> None:
     for node in tree.find_data("expr_stmt"):
-        target = node.children[0]
-        if len(node.children) == 1 and getattr(target, "data", None) != "call":
+        if _bad_statement(node):
             file, line = pre.origins[node.meta.line - 1]
             raise P4SyntaxError("a statement must be an assignment or a method call "
                                 "(missing `(...)`?)", file, line, node.meta.column)
@@ -162,8 +194,21 @@ def parse(main: str, files: Mapping[str, str]) -> tuple[lark.Tree, Preprocessed]
 
 
 def check_source(main: str, files: Mapping[str, str]) -> Preprocessed:
-    """Check a program; returns the preprocessed text on success."""
-    return parse(main, files)[1]
+    """Check a program; returns the preprocessed text on success.
+
+    The program is checked file by file — each run of lines from one file is a sequence of
+    whole declarations, and the grammar is a sequence of declarations — so the library
+    every switch includes is parsed once per process. Anything that does not parse that way
+    is parsed whole, which reports the error where it is (or finds none)."""
+    pre = preprocess(main, files)
+    lines = pre.text.split("\n")
+    start = 0
+    for end in range(1, len(pre.origins) + 1):
+        if end == len(pre.origins) or pre.origins[end][0] != pre.origins[start][0]:
+            if not _declarations_parse("\n".join(lines[start:end]) + "\n"):
+                return parse(main, files)[1]
+            start = end
+    return pre
 
 
 def check_file(path: str | Path) -> Preprocessed:

@@ -5,19 +5,21 @@ For every host the placement runs Linux functions on (``<host>/``): ``stack.yaml
 ``cloud_init/<vnf>.cfg`` (each VNFD's cloud-init file),
 ``<vnf>.nft`` (one nftables ruleset per VNF) and ``tc.sh`` (queueing VNFs). At the top,
 ``local.json`` realises the whole topology on one Linux machine, with ``local/`` holding
-the rulesets and scripts of the switches' software stand-ins. Every YAML and JSON document
+the rulesets and scripts of the switches' software stand-ins (not for a topology too large
+for one machine: W1001, :func:`.localplan.too_large`). Every YAML and JSON document
 is checked against the project's schema before it is returned.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ...diagnostics import CompileError, Diagnostic, error
+from ..._json import dumps
+from ...diagnostics import CompileError, Diagnostic, Note, error, warning
+from .. import Artifacts
 from .heat import host_stack, render_stack
-from .localplan import LocalPlanError, plan_local
+from .localplan import LocalPlanError, plan_local, too_large
 from .model import VnfHost, vnf_hosts
 from .nftables import Unsupported
 from .osm import (
@@ -41,29 +43,47 @@ __all__ = ["generate", "generate_texts"]
 
 def generate(c: Compilation) -> Mapping[str, bytes]:
     """The backend entry point registered as ``vnf`` in ``compiler.BACKENDS``."""
-    return {p: t.encode() for p, t in generate_texts(c).items()}
+    texts = generate_texts(c)
+    return Artifacts({p: t.encode() for p, t in texts.items()}, texts.warnings)
 
 
-def generate_texts(c: Compilation) -> dict[str, str]:
+def generate_texts(c: Compilation) -> Artifacts:
     program, placement = c.program, c.placement
     files: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
     for host in vnf_hosts(program, placement):
         diagnostics.extend(_host(host, c, files))
-    try:
-        plan = plan_local(program, placement)
-    except LocalPlanError as e:
-        diagnostics.extend(e.diagnostics)
-    else:
-        doc = plan.to_json()
-        validate("local-plan", doc)
-        for path, text in plan.files.items():
-            if files.setdefault(path, text) != text:  # pragma: no cover - one generator
-                raise RuntimeError(f"local plan and VNF backend disagree on {path}")
-        files["local.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    # A topology too large for one machine, or routes the local target cannot steer
+    # (E1001), get every artifact but local.json, with a warning (W1001): the other
+    # targets realise them.
+    skipped = too_large(program, placement)
+    if skipped is None:
+        try:
+            plan = plan_local(program, placement)
+        except LocalPlanError as e:
+            steering = [d for d in e.diagnostics if d.code == "E1001"]
+            diagnostics.extend(d for d in e.diagnostics if d.code != "E1001")
+            if steering:
+                skipped = _not_steerable(steering)
+        else:
+            doc = plan.to_json()
+            validate("local-plan", doc)
+            for path, text in plan.files.items():
+                if files.setdefault(path, text) != text:  # pragma: no cover - one generator
+                    raise RuntimeError(f"local plan and VNF backend disagree on {path}")
+            files["local.json"] = dumps(doc, 2) + "\n"
     if diagnostics:
         raise CompileError(diagnostics)
-    return dict(sorted(files.items()))
+    return Artifacts(dict(sorted(files.items())), () if skipped is None else (skipped,))
+
+
+def _not_steerable(errors: list[Diagnostic]) -> Diagnostic:
+    """W1001 for a local target whose routes cannot be realised: the E1001s as notes."""
+    first = errors[0]
+    return warning("W1001", f"the local target (local.json) is not generated: {len(errors)} "
+                   f"route conflict{'s' * (len(errors) != 1)} it cannot realise (E1001)",
+                   first.span, first.hint,
+                   [Note(f"E1001: {d.message}", d.span) for d in errors[:10]])
 
 
 def _host(host: VnfHost, c: Compilation, files: dict[str, str]) -> list[Diagnostic]:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from ...diagnostics import Diagnostic, error
+from ...diagnostics import Diagnostic, error, warning
 from ...ir import _ir as I
 from ...ir.graph import shortest_path
 from ...ir.reply import reply_match
@@ -326,7 +326,7 @@ class _Builder:
                 name = f"e{k}"
             else:
                 name = f"eth{k}"
-            addr = str(node.ip) if isinstance(node, I.Endpoint) else str(next(hosts))
+            addr = str(node.ip) if isinstance(node, I.Endpoint) else str(_next(hosts, pool))
             return _Side(ns, name, addr)
 
         def connect(a: _Side, b: _Side, rate: int | None, delay: int,
@@ -349,8 +349,8 @@ class _Builder:
         for n, vnf in enumerate(self.vnfs.values()):
             host_ns, vns = self.ns_name(vnf.host), self.vnf_ns(vnf)
             ifaces[vns] = []
-            connect(_Side(host_ns, f"v{n}", str(next(vnf_addrs))),
-                    _Side(vns, "eth0", str(next(vnf_addrs))), None, 0, None, None)
+            connect(_Side(host_ns, f"v{n}", str(_next(vnf_addrs, pool))),
+                    _Side(vns, "eth0", str(_next(vnf_addrs, pool))), None, 0, None, None)
         self.adj = adj
 
         steer, visits = self._steering()
@@ -602,6 +602,14 @@ class _Builder:
                          (nft_path(vnf),), tcs, counters, (vnf.instance.id,))
 
 
+def _next(addresses, pool: IPv4Network) -> IPv4Address:
+    address = next(addresses, None)
+    if address is None:  # too_large() keeps compile from here: a caller skipped it
+        raise LocalPlanError([error("E1001", f"the transit address pool {pool} is exhausted",
+                                    None, "the local target realises smaller topologies")])
+    return address
+
+
 def _pool(topo: I.Topology) -> IPv4Network:
     used = [IPv4Address(e.ip) for e in topo.endpoints]
     for p in _POOLS:
@@ -610,6 +618,26 @@ def _pool(topo: I.Topology) -> IPv4Network:
             return net
     raise LocalPlanError([error("E1001", "every transit address pool overlaps an endpoint "
                                 f"address ({', '.join(_POOLS)})", topo.span)])
+
+
+# The local target runs every node, and every VNF, as a network namespace of one machine.
+MAX_NAMESPACES = 1024
+
+
+def too_large(program: I.Program, placement: Placement) -> Diagnostic | None:
+    """W1001 when the local target would not fit one machine: more network namespaces
+    than :data:`MAX_NAMESPACES`, or more link addresses than a transit pool holds."""
+    vnfs = sum(1 for a in placement.assignments if I.target_family(a.target) == I.VNF_FAMILY)
+    nodes = sum(len(t.nodes) for t in program.topologies)
+    half = IPv4Network(_POOLS[0]).num_addresses // 2 - 2
+    addresses = max((2 * len(t.links) for t in program.topologies), default=0)
+    if nodes + vnfs <= MAX_NAMESPACES and addresses <= half and 2 * vnfs <= half:
+        return None
+    return warning("W1001", f"the local target (local.json) is not generated: it would run "
+                   f"{nodes + vnfs} network namespaces and {addresses} link addresses on "
+                   f"one machine (at most {MAX_NAMESPACES} and {half})", program.span,
+                   "the other targets are generated; realise a part of the topology "
+                   "locally by compiling a smaller program")
 
 
 def plan_local(program: I.Program, placement: Placement) -> LocalPlan:

@@ -89,9 +89,9 @@ def test_plan_round_trips_through_local_json(tmp_path: Path) -> None:
         LocalPlan.from_json(doc, {})
 
 
-def test_a_route_the_local_target_cannot_steer_is_E1001() -> None:
-    """A placement (built by hand, as any placer may) that enters s1 twice from nfvi1 and
-    must then run different functions: the stand-in tells visits apart by interface."""
+def _unsteerable():
+    """vnf_chain with a placement (built by hand, as any placer may) that enters s1 twice
+    from nfvi1 and must then run different functions there."""
     r = compiled(PROGRAMS / "vnf_chain.mosaico")
     ids = [fi.id for fi in r.program.services[0].chain]
     assignments = (Assignment(ids[0], "nfvi1", "linux"), Assignment(ids[1], "s1", "p4.v1model"),
@@ -99,7 +99,13 @@ def test_a_route_the_local_target_cannot_steer_is_E1001() -> None:
     visits = (Visit("l4s_client"), Visit("s1"), Visit("nfvi1", (ids[0],)),
               Visit("s1", (ids[1],)), Visit("nfvi1", (ids[2],)), Visit("s1", (ids[3],)),
               Visit("server"))
-    placement = Placement(assignments, (Route("web_ll", "l4s_client", visits),))
+    return r, Placement(assignments, (Route("web_ll", "l4s_client", visits),))
+
+
+def test_a_route_the_local_target_cannot_steer_is_E1001() -> None:
+    """A placement (built by hand, as any placer may) that enters s1 twice from nfvi1 and
+    must then run different functions: the stand-in tells visits apart by interface."""
+    r, placement = _unsteerable()
     with pytest.raises(LocalPlanError) as e:
         plan_local(r.program, placement)
     assert {d.code for d in e.value.diagnostics} == {"E1001"}
@@ -139,3 +145,17 @@ def test_a_function_without_linux_implementation_is_E1002() -> None:
     (d,) = e.value.diagnostics
     assert d.code == "E1002" and "Scrubber" in d.message and d.span is not None
     assert "has no Linux" in str(e.value)
+
+
+def test_compiling_such_a_placement_leaves_out_only_the_local_target() -> None:
+    """The other targets realise what the local stand-in cannot: the VNF backend makes
+    every artifact but local.json and says why (W1001, the E1001s as notes)."""
+    from mosaico_dsl.backends.vnf import backend
+    from mosaico_dsl.compiler import Compilation
+
+    r, placement = _unsteerable()
+    out = backend.generate(Compilation(r.program, placement, "vnf_chain.mosaico", None))
+    (w,) = out.warnings
+    assert w.code == "W1001" and "2 route conflicts" in w.message
+    assert all(n.message.startswith("E1001: route of `web_ll`") for n in w.notes)
+    assert "local.json" not in out and any(p.endswith("stack.yaml") for p in out)
