@@ -363,10 +363,13 @@ class P4RuntimeTarget:
                 queries.append(q)
                 if e.HasField("register_entry"):
                     registers.append(e.register_entry)
-        if pre:
+        if pre:  # multicast groups and clone sessions (a second deploy must find them)
             queries.append(p4r.Entity(packet_replication_engine_entry=p4r.
                                       PacketReplicationEngineEntry(
                                           multicast_group_entry=p4r.MulticastGroupEntry())))
+            queries.append(p4r.Entity(packet_replication_engine_entry=p4r.
+                                      PacketReplicationEngineEntry(
+                                          clone_session_entry=p4r.CloneSessionEntry())))
         read, failed = await conn.read_each(queries)
         unavailable = {k: f"{v.code.name}: {v.message}" for k, v in failed.items()}
         if "registers" in unavailable and thrift is not None:

@@ -384,3 +384,26 @@ def test_a_single_device_target_is_unchanged(lab_schema):
     """ReferenceTarget still serves one device on its own."""
     t = ReferenceTarget(7, lab_schema.p4info)
     assert t.pipeline.config.p4info == lab_schema.p4info and t.pipeline.cookie is None
+
+
+def test_a_second_deploy_finds_the_clone_sessions(lab_schema, tmp_path, reference_switch):
+    """Clone sessions are read back in the plan: deploying the same build again is
+    "nothing to do", not an INSERT the switch refuses (ALREADY_EXISTS)."""
+    from runtime_helpers import insert
+
+    sw = reference_switch(device_id=1)
+    clone = p4r.Entity()
+    c = clone.packet_replication_engine_entry.clone_session_entry
+    c.session_id = 1
+    c.replicas.add(egress_port=4, instance=1)
+    program = tmp_path / "one.mosaico"
+    program.write_text(fabric_program(2, 9559))
+    build = make_build(tmp_path / "build", {"s0": [*lab_entries(1), insert(clone)],
+                                            "s1": lab_entries(1)}, program=program)
+    other = reference_switch(device_id=2)
+    args = ["--target", "p4runtime", "--state", tmp_path / "s.db", "--address",
+            f"s0={sw.address}", "--address", f"s1={other.address}"]
+    mosaico("deploy", build, *args)
+    assert sw.call(lambda: dict(sw.target.state.clones))[1].replicas[0].egress_port == 4
+    again = mosaico("deploy", build, *args)
+    assert "Nothing to do" in again.stderr, again.output
