@@ -407,3 +407,36 @@ def test_a_second_deploy_finds_the_clone_sessions(lab_schema, tmp_path, referenc
     assert sw.call(lambda: dict(sw.target.state.clones))[1].replicas[0].egress_port == 4
     again = mosaico("deploy", build, *args)
     assert "Nothing to do" in again.stderr, again.output
+
+
+def test_one_progress_display_for_many_switches():
+    """On a terminal: one rich bar that a tally moves, messages printed above it; in a log:
+    the tally as a counter line; --quiet: nothing."""
+    import io
+
+    from mosaico_dsl.display.progress import DeployProgress
+    from mosaico_dsl.runtime.deployment import Tally
+
+    tty = io.StringIO()
+    p = DeployProgress(stream=tty, tty=True)
+    p("recovered: 3/3 steps")
+    p("planning: a message")
+    for done in range(0, 1001, 100):
+        p(Tally("p4runtime", done, 1000))
+    p.close()
+    text = tty.getvalue()
+    assert "p4runtime: 1000/1000 switches" in text and "planning: a message" in text
+    assert "\x1b[" in text  # drawn live, not printed line by line
+    log = io.StringIO()
+    p = DeployProgress(stream=log, tty=False, interval=3600)
+    for done in range(0, 1001):
+        p(Tally("p4runtime", done, 1000))
+    p.close()
+    assert log.getvalue().splitlines() == ["  p4runtime: 0/1000 switches",
+                                           "  p4runtime: 1000/1000 switches"]
+    quiet = io.StringIO()
+    p = DeployProgress(stream=quiet, tty=True, quiet=True)
+    p(Tally("p4runtime", 1, 2))
+    p("a message")
+    p.close()
+    assert quiet.getvalue() == ""
