@@ -28,8 +28,12 @@ small rows slow and the exponents low. Figures are measured, never asserted.
     python benchmarks/bench_scale.py --family fattree --k 32 --services 5000
     python benchmarks/bench_scale.py --write big.mosaico --k 16 --services 1000
 
-Stages are a list (:data:`STAGES`): one that needs a running target (``plan`` against the
-reference P4Runtime server) is one more entry whose runner receives the compiled result.
+Stages are a list (:data:`STAGES`). ``plan`` and ``deploy`` run against one reference
+P4Runtime target process serving every switch of the build (``mosaico target serve BUILD``:
+one device per switch, a multi-device server as PI's), with ``--jobs`` at its default; the
+table adds the second deploy's time (nothing to do) and the target's peak resident memory
+after the deploy (idle, after loading every program, in brackets). ``--no-deploy`` skips
+them.
 """
 
 from __future__ import annotations
@@ -78,6 +82,9 @@ class Net:
     def switch(self, name: str, ports: int, **attrs: str) -> None:
         self.graph.add_node(name, switch=True)
         self.switches.append(name)
+        # a device id of its own: the deploy stages serve every switch from one
+        # multi-device P4Runtime server
+        attrs = {**attrs, "device_id": str(len(self.switches))}
         extra = "".join(f", {k}: {v}" for k, v in attrs.items())
         self.lines.append(f"  switch {name} : bmv2 {{ ports: {ports}{extra} }}")
 
@@ -336,6 +343,10 @@ class Context:
     program: object = None
     placement: object = None
     artifacts: dict | None = None
+    compilation: object = None
+    target: object = None  # the running reference target (plan, deploy)
+    notes: dict = field(default_factory=dict)  # figures beside the stages (the target's)
+    cleanup: list = field(default_factory=list)
 
 
 def _check(ctx: Context) -> str:
@@ -361,6 +372,7 @@ def _compile(ctx: Context) -> str:
     from mosaico_dsl.compiler import BACKENDS, Compilation
 
     c = Compilation(ctx.program, ctx.placement, "bench.mosaico", ctx.text)
+    ctx.compilation = c
     ctx.artifacts = {}
     warnings: list[str] = []
     for backend in BACKENDS.values():
@@ -372,17 +384,127 @@ def _compile(ctx: Context) -> str:
         (f" ({', '.join(warnings)})" if warnings else "")
 
 
-#: (name, runner): each runner reads and extends the context and returns a remark. A stage
-#: against a running target (`plan`) appends here and starts its target in the runner.
+@dataclass
+class _Served:
+    """`mosaico target serve BUILD`: every switch of the build, one device each, in one
+    process — a multi-device P4Runtime server, as PI's."""
+
+    proc: object
+    address: str
+    build: Path
+    state: Path
+
+    def peak_rss(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def _serve(ctx: Context) -> _Served:
+    """Write the build and start one reference target serving all its switches."""
+    import re
+    import subprocess
+    import tempfile
+
+    from mosaico_dsl._atomic import write_tree
+    from mosaico_dsl.compiler import BACKENDS, _manifest
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    files = dict(ctx.artifacts)
+    files["manifest.json"] = _manifest(ctx.compilation, files, list(BACKENDS))
+    write_tree(tmp / "build", files)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mosaico_dsl.cli", "target", "serve",
+                             str(tmp / "build"), "--listen", "127.0.0.1:0"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    line = proc.stderr.readline()
+    m = re.search(r"listening on (\S+)", line)
+    if m is None:
+        raise RuntimeError(f"the reference target did not start: {line}{proc.stderr.read()}")
+    served = _Served(proc, m[1], tmp / "build", tmp / "state.db")
+    ctx.cleanup.append(served.stop)
+    ctx.notes["serve s"] = time.perf_counter() - t0
+    ctx.notes["target idle MiB"] = served.rss() / 2**20
+    return served
+
+
+def _p4runtime_target(ctx: Context):
+    from mosaico_dsl.runtime.build import load_build
+    from mosaico_dsl.runtime.switches import P4RuntimeTarget
+
+    build = load_build(ctx.target.build)
+    return P4RuntimeTarget(build, addresses={s.name: ctx.target.address
+                                             for s in build.switches}), len(build.switches)
+
+
+def _plan(ctx: Context) -> str:
+    """`mosaico plan` of the build against the running target (its devices fresh)."""
+    import asyncio
+
+    from mosaico_dsl.runtime.deployment import plan
+    from mosaico_dsl.runtime.state import StateStore
+
+    t, n = _p4runtime_target(ctx)
+    with StateStore(ctx.target.state) as store:
+        p = asyncio.run(plan([t], store))
+    return f"{n} switches, {sum(len(u.changes) for u in p.units)} changes"
+
+
+def _deploy(ctx: Context) -> str:
+    """`mosaico deploy` of the build to the running target (``--jobs`` default), then a
+    second deploy, which finds nothing to do."""
+    import asyncio
+
+    from mosaico_dsl.runtime.deployment import deploy
+    from mosaico_dsl.runtime.state import StateStore
+
+    t, n = _p4runtime_target(ctx)
+    with StateStore(ctx.target.state) as store:
+        result = asyncio.run(deploy([t], store))
+    ctx.notes["target MiB"] = ctx.target.peak_rss() / 2**20
+    updates = sum(len(u.payload.updates) for u in result.plan.units)
+    t0 = time.perf_counter()
+    t, _ = _p4runtime_target(ctx)
+    with StateStore(ctx.target.state) as store:
+        again = asyncio.run(deploy([t], store))
+    ctx.notes["again s"] = time.perf_counter() - t0
+    assert not again.changed, "a second deploy of the same build changed something"
+    return f"{n} switches, {updates} updates"
+
+
+def _start_target(ctx: Context) -> None:
+    ctx.target = _serve(ctx)
+
+
+_plan.setup = _start_target  # untimed: the target starts before the plan is timed
+
+#: (name, runner): each runner reads and extends the context and returns a remark; a
+#: runner's ``setup``, if it has one, runs first, untimed (the running target of `plan`
+#: and `deploy`).
 STAGES: list[tuple[str, Callable[[Context], str]]] = [
     ("check", _check),
     ("place", _place),
     ("compile", _compile),
+    ("plan", _plan),
+    ("deploy", _deploy),
 ]
 
 
 def _run(family: str, size: int, n_services: int, seed: int, limit: float | None,
-         queue) -> None:
+         queue, skip: tuple[str, ...] = ()) -> None:
     """One instance, in its own process: time and peak RSS of every stage."""
     from mosaico_dsl.place import Options
 
@@ -390,25 +512,34 @@ def _run(family: str, size: int, n_services: int, seed: int, limit: float | None
     ctx = Context(text, Options() if limit is None else Options(deterministic_time=limit))
     row = {"family": family, "size": size, "switches": switches, "services": n_services,
            "lines": text.count("\n"), "stages": {}}
-    for name, runner in STAGES:
-        _reset_peak()
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            remark = runner(ctx)
-        except Exception as e:  # a failed stage is a figure too: report it and stop
-            row["stages"][name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
-            break
-        row["stages"][name] = {"seconds": time.perf_counter() - t0,
-                               "cpu": time.process_time() - c0, "rss": _peak_rss(),
-                               "remark": remark}
+    try:
+        for name, runner in STAGES:
+            if name in skip:
+                continue
+            try:
+                if hasattr(runner, "setup"):
+                    runner.setup(ctx)
+                _reset_peak()
+                t0, c0 = time.perf_counter(), time.process_time()
+                remark = runner(ctx)
+            except Exception as e:  # a failed stage is a figure too: report it and stop
+                row["stages"][name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+                break
+            row["stages"][name] = {"seconds": time.perf_counter() - t0,
+                                   "cpu": time.process_time() - c0, "rss": _peak_rss(),
+                                   "remark": remark}
+    finally:
+        for stop in ctx.cleanup:
+            stop()
+    row["notes"] = ctx.notes
     queue.put(row)
 
 
 def measure(family: str, size: int, n_services: int, seed: int = 1,
-            limit: float | None = None) -> dict:
+            limit: float | None = None, skip: tuple[str, ...] = ()) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_run, args=(family, size, n_services, seed, limit, q))
+    p = ctx.Process(target=_run, args=(family, size, n_services, seed, limit, q, skip))
     p.start()
     try:
         row = q.get()
@@ -435,11 +566,12 @@ def _exponent(rows: list[dict], stage: str) -> tuple[float | None, float | None]
 def _print_table(rows: list[dict]) -> None:
     """Wall seconds, CPU seconds (a loaded machine stretches the first, not the second)
     and peak resident MiB of each stage."""
-    names = [n for n, _ in STAGES]
+    names = [n for n, _ in STAGES if any(n in r["stages"] for r in rows)]
     head = f"{'family':8} {'size':>5} {'switches':>8} {'services':>8} {'lines':>7}"
     for n in names:
         head += f" | {n + ' s':>9} {'cpu':>5} {'MiB':>5}"
-    print(head + " | total s")
+    deployed = any(r.get("notes", {}).get("target MiB") for r in rows)
+    print(head + " | total s" + (" | again s  target MiB (idle)" if deployed else ""))
     for r in rows:
         line = (f"{r['family']:8} {r['size']:>5} {r['switches']:>8} {r['services']:>8} "
                 f"{r['lines']:>7}")
@@ -452,6 +584,12 @@ def _print_table(rows: list[dict]) -> None:
                          f"{st['rss'] / 2**20:>5.0f}")
             else:
                 line += f" | {'—':>9} {'':>5} {'':>5}"
+        notes = r.get("notes", {})
+        if deployed and "again s" in notes:
+            line += (f" | {total:7.2f} | {notes['again s']:7.2f}  {notes['target MiB']:6.0f} "
+                     f"({notes['target idle MiB']:.0f})")
+            print(line)
+            continue
         print(line + f" | {total:7.2f}")
     for r in rows:
         for n in names:
@@ -479,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=float, help="placement search limit per solve")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--write", type=Path, help="write the (single) generated program here")
+    ap.add_argument("--no-deploy", action="store_true",
+                    help="skip plan and deploy against the reference target")
     args = ap.parse_args(argv)
 
     families = args.family or ["fattree", "isp"]
@@ -495,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
             plan = SWEEPS[family]
         rows = []
         for size, n in plan:
-            row = measure(family, size, n, args.seed, args.limit)
+            row = measure(family, size, n, args.seed, args.limit,
+                          ("plan", "deploy") if args.no_deploy else ())
             rows.append(row)
             print(f"  {family} {size} × {n}: " + ", ".join(
                 f"{k} {v.get('seconds', float('nan')):.2f}s" for k, v in row["stages"].items()),
@@ -505,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
             print("growth exponent of time in n = switches + services "
                   "(first→last, least squares):")
             for name, _ in STAGES:
+                if not any(name in r["stages"] for r in rows):
+                    continue
                 ends, fit = _exponent(rows, name)
                 if ends is not None:
                     print(f"  {name:8} {ends:5.2f}  {fit:5.2f}")

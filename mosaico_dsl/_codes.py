@@ -128,6 +128,7 @@ CODES: dict[str, str] = {
     "E1231": "the reference target cannot serve (listen address, role configuration)",
     "E1232": "role refused by the switch",
     "E1233": "interrupted by a signal",
+    "E1234": "two switches are the same P4Runtime device (address and device id)",
     # E13 — output files
     "E1301": "output path holds files mosaico did not write",
     "E1302": "cannot write the output",

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO, TypeVar
 
-__all__ = ["Reporter", "run", "task", "in_notebook", "ProgressLines"]
+__all__ = ["Reporter", "run", "task", "in_notebook", "ProgressLines", "DeployProgress"]
 
 T = TypeVar("T")
 _TICK = 0.2  # seconds between two redraws
@@ -245,7 +245,8 @@ class ProgressLines:
         self._pending: dict[str, str] = {}  # counter subject → newest unprinted message
         self._open_line = False  # a terminal counter line without its newline yet
 
-    def __call__(self, message: str) -> None:
+    def __call__(self, message: object) -> None:
+        message = str(message)  # a deploy's Tally prints as a counter
         m = _COUNTER.fullmatch(message)
         if m is None:
             self._flush()
@@ -283,3 +284,66 @@ class ProgressLines:
     def _line(self, message: str) -> None:
         self._out.write(f"  {message}\n")
         self._out.flush()
+
+
+class DeployProgress:
+    """The progress of ``deploy`` and ``destroy`` on stderr: one display, however many
+    switches.
+
+    In a terminal, one rich bar: a target with many units reports a tally (``p4runtime:
+    537/1000 switches``, :class:`..runtime.deployment.Tally`), which moves the bar; a
+    counter (``s1: 500/3009 updates``) shows beside it; every other message prints above
+    it. In a log (stderr not a terminal) it is :class:`ProgressLines`: counters and tallies
+    at most every ``interval`` seconds. ``quiet``: nothing at all (errors still print).
+    ``close()`` ends the live bar; a later message starts it again.
+    """
+
+    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None,
+                 tty: bool | None = None, interval: float = 5.0) -> None:
+        out = stream if stream is not None else sys.stderr
+        self._quiet = quiet
+        self._tty = out.isatty() if tty is None else tty
+        self._out = out
+        self._lines = None if self._tty else ProgressLines(out, interval=interval, tty=False)
+        self._bar = None
+        self._task = None
+
+    def __call__(self, message: object) -> None:
+        if self._quiet:
+            return
+        if self._lines is not None:
+            self._lines(message)
+            return
+        from rich.markup import escape
+
+        from ..runtime.deployment import Tally
+
+        bar = self._start()
+        if isinstance(message, Tally):
+            bar.update(self._task, description=escape(message.target), total=message.total,
+                       completed=message.done, status=escape(str(message)))
+            return
+        text = str(message)
+        if _COUNTER.fullmatch(text):
+            bar.update(self._task, status=escape(text))
+        else:
+            bar.console.print(f"  {escape(text)}", highlight=False)
+
+    def _start(self):
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(*_columns(""), console=Console(file=self._out,
+                                                                force_terminal=True),
+                                 transient=False)
+            self._task = self._bar.add_task("deploying", total=None, status="")
+            self._bar.start()
+        return self._bar
+
+    def close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

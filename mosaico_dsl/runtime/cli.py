@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..cli import _guard
-from ..diagnostics import CompileError, error
+from ..diagnostics import CompileError, Note, error
 from .build import Build, load_build, parse_addresses
 from .state import StateStore, default_state_path
 
@@ -51,6 +52,9 @@ def _options(require_build: bool) -> Callable:
             click.option("--timeout", type=click.FloatRange(0, min_open=True), default=10.0,
                          show_default=True,
                          help="Seconds to wait for a switch to answer."),
+            click.option("--jobs", "-j", type=click.IntRange(1, 1024), default=None,
+                         help="Switches worked on at once (default: 32, or fewer if there "
+                              "are fewer)."),
             click.option("--stack-timeout", type=float, default=1800.0, show_default=True,
                          help="Seconds to wait for an OpenStack stack or an OSM operation "
                               "to settle."),
@@ -155,7 +159,7 @@ def _targets(kinds, build: Build | None, store: StateStore, opts: dict):
                 build, tls=_tls(opts["ca"], opts["cert"], opts["key"], opts["tls_server_name"]),
                 election_id=opts["election_id"], role=opts["role"], batch=opts["batch"],
                 timeout=opts["timeout"], addresses=opts["address_map"],
-                thrift=parse_addresses(opts["thrift"], "--thrift")))
+                thrift=parse_addresses(opts["thrift"], "--thrift"), jobs=opts["jobs"]))
         elif kind == "openstack":
             if build is not None and not any(h.platform == "openstack" and h.stack
                                              for h in build.hosts) and not store.units(kind) \
@@ -209,15 +213,21 @@ def _runtime(require_build: bool):
     return wrap
 
 
+_QUIET = click.option("--quiet", "-q", is_flag=True,
+                      help="No progress display (the plan and errors still print).")
+
+
 @click.command("deploy")
 @_options(require_build=True)
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop (same as `plan`).")
+@_QUIET
 @_guard
 @_runtime(require_build=True)
-def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
+def deploy_cmd(build, store, targets, jobs: int | None = None, dry_run: bool = False,
+               quiet: bool = False) -> None:
     """Deploy a build: apply only what differs; roll everything back on failure (or on
     SIGINT, SIGTERM, SIGHUP); first undo what a killed deploy or destroy left."""
-    from ..display.progress import ProgressLines
+    from ..display.progress import DeployProgress
     from .deployment import apply, begin, lock, plan
     from .interrupt import Interrupt
 
@@ -227,16 +237,16 @@ def deploy_cmd(build, store, targets, dry_run: bool = False) -> None:
             lock(store)
             click.echo(asyncio.run(plan(targets, store)).render())
             return
-        progress = ProgressLines()
+        progress = DeployProgress(quiet=quiet)
         try:
-            asyncio.run(begin(targets, store, progress=progress))
+            asyncio.run(begin(targets, store, progress=progress, jobs=jobs))
             the_plan = asyncio.run(plan(targets, store))
             progress.close()
             click.echo(the_plan.render())
             if the_plan.empty:
                 click.echo("Nothing to do: the targets already run this build.", err=True)
             result = asyncio.run(apply(the_plan, targets, store, build=build,
-                                       progress=progress, interrupt=interrupt))
+                                       progress=progress, interrupt=interrupt, jobs=jobs))
         finally:
             progress.close()
     if result.changed:
@@ -279,21 +289,22 @@ def status_cmd(build, store, targets, fmt: str = "text") -> None:
 
 @click.command("destroy")
 @_options(require_build=False)
+@_QUIET
 @_guard
 @_runtime(require_build=False)
-def destroy_cmd(build, store, targets) -> None:
+def destroy_cmd(build, store, targets, jobs: int | None = None, quiet: bool = False) -> None:
     """Remove what mosaico deployed (read from the state store), in reverse order, and
     what a killed deploy or destroy left (its write-ahead record)."""
-    from ..display.progress import ProgressLines
+    from ..display.progress import DeployProgress
     from .deployment import destroy
     from .interrupt import Interrupt
 
     interrupt = Interrupt("destroy")
     with interrupt.handling():
-        progress = ProgressLines()
+        progress = DeployProgress(quiet=quiet)
         try:
             result = asyncio.run(destroy(targets, store, progress=progress,
-                                         interrupt=interrupt))
+                                         interrupt=interrupt, jobs=jobs))
         finally:
             progress.close()
     click.echo(result.plan.render())
@@ -317,12 +328,20 @@ def target_group() -> None:
 
 
 @target_group.command("serve")
-@click.argument("switch_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("switch_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--listen", default=None, metavar="HOST:PORT",
               help="Address to serve on (default: the switch's p4runtime address in "
-                   "../ir.json, else 127.0.0.1:9559).")
+                   "../ir.json — for a build directory, the one its switches share — else "
+                   "127.0.0.1:9559).")
 @click.option("--device-id", type=int, default=None,
               help="P4Runtime device id (default: the switch's, else 1).")
+@click.option("--devices", "device_range", default=None, metavar="IDS",
+              help="Host many devices in this one process, each with its own pipeline, "
+                   "entries and arbitration: device ids such as 1-1000 or 1,4,10-19, each "
+                   "starting with DIR's P4Info (or none with --no-pipeline).")
+@click.option("--max-streams", type=click.IntRange(1, 4096), default=None,
+              help="Open StreamChannels admitted at once over all devices (default 16 for "
+                   "one device, 128 for many); each device admits 16.")
 @click.option("--no-pipeline", is_flag=True,
               help="Start without the directory's P4Info: wait for "
                    "SetForwardingPipelineConfig, as a fresh switch does.")
@@ -335,49 +354,155 @@ def target_group() -> None:
                    '"packet_replication": bool, "pipeline": bool}}}); without it only the '
                    'default role (full access) exists.')
 @_guard
-def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None, no_pipeline: bool,
+def serve_cmd(switch_dir: str, listen: str | None, device_id: int | None,
+              device_range: str | None, max_streams: int | None, no_pipeline: bool,
               tls_cert, tls_key, tls_client_ca, roles_file) -> None:
-    """Serve SWITCH_DIR's P4Info as a conforming P4Runtime switch (no data plane)."""
+    """Serve a switch's P4Info as a conforming P4Runtime switch (no data plane).
+
+    DIR is a build's switch directory (BUILD/s1), or a whole build directory: then every
+    switch of the build is one device of this process, with its device id and program —
+    as one multi-device P4Runtime server would host them.
+    """
     from .build import parse_listen
     from .roles import NO_ROLES, RoleConfig, RoleConfigError
-    from .schema import SchemaError, load_p4info
-    from .server import ReferenceTarget, TlsServerConfig, serve
+    from .server import MultiDeviceTarget, TlsServerConfig, serve
 
     d = Path(switch_dir)
-    declared = _declared_switch(d)
-    listen = parse_listen(listen or declared.get("p4runtime") or "127.0.0.1:9559")
+    whole_build = (d / "manifest.json").is_file() and not (d / "p4info.txtpb").is_file()
+    if whole_build and (device_id is not None or device_range):
+        raise CompileError([error(
+            "E1231", "--device-id and --devices serve one switch directory; a build "
+                     "directory's switches keep their own device ids",
+            hint=f"point at {d}/<switch> to serve one program under many device ids")])
+    if device_id is not None and device_range:
+        raise CompileError([error("E1231", "--device-id and --devices are exclusive",
+                                  hint="--devices 1-1000 serves device ids 1 to 1000")])
     try:
         roles = RoleConfig.load(Path(roles_file)) if roles_file else NO_ROLES
     except RoleConfigError as e:
         raise CompileError([error("E1231", f"--roles {e}",
                                   hint="see `mosaico target serve --help` for the format")]
                            ) from None
-    device_id = device_id if device_id is not None else int(declared.get("device_id", 1))
-    p4info = None
-    if not no_pipeline:
-        try:
-            p4info = load_p4info(d / "p4info.txtpb").p4info
-        except FileNotFoundError:
-            raise CompileError([error("E1216", f"{d} has no p4info.txtpb",
-                                      hint="point at BUILD_DIR/<switch>")]) from None
-        except SchemaError as e:
-            raise CompileError([error("E1216", f"{d / 'p4info.txtpb'}: {e}")]) from None
     if bool(tls_cert) != bool(tls_key):
         raise CompileError([error("E1217", "--tls-cert and --tls-key go together")])
     tls = TlsServerConfig(Path(tls_cert), Path(tls_key),
                           Path(tls_client_ca) if tls_client_ca else None) if tls_cert else None
-    target = ReferenceTarget(device_id, p4info, roles=roles)
+    if whole_build:
+        devices, declared_listen, what = _build_devices(d, no_pipeline, roles)
+    else:
+        declared = _declared_switch(d)
+        declared_listen = declared.get("p4runtime")
+        p4info = None if no_pipeline else _switch_p4info(d)
+        ids = _device_ids(device_range) if device_range else [
+            device_id if device_id is not None else int(declared.get("device_id", 1))]
+        multi = MultiDeviceTarget.of(ids, p4info, roles=roles)
+        devices = list(multi.devices.values())
+        what = f"{d.name} (device {ids[0]})" if len(ids) == 1 else \
+            f"{d.name} ({len(ids)} devices, ids {_ranges(ids)})"
+    listen = parse_listen(listen or declared_listen or "127.0.0.1:9559")
+    if len(devices) == 1 and not whole_build:
+        target = devices[0]
+        if max_streams is not None:
+            target.max_streams = max_streams
+    else:
+        target = MultiDeviceTarget(devices, **(
+            {"max_streams": max_streams} if max_streams is not None else {}))
 
     def ready(handle) -> None:
         host = listen.rpartition(":")[0]
-        click.echo(f"reference P4Runtime target {d.name} (device {device_id}) listening on "
-                   f"{host}:{handle.port}", err=True)
+        click.echo(f"reference P4Runtime target {what} listening on {host}:{handle.port}",
+                   err=True)
         sys.stderr.flush()
 
     try:
         serve(target, listen, tls, ready)
     except (OSError, RuntimeError) as e:
         raise CompileError([error("E1231", f"cannot listen on {listen}: {e}")]) from None
+
+
+def _switch_p4info(d: Path):
+    from .schema import SchemaError, load_p4info
+
+    try:
+        return load_p4info(d / "p4info.txtpb").p4info
+    except FileNotFoundError:
+        raise CompileError([error("E1216", f"{d} has no p4info.txtpb",
+                                  hint="point at BUILD_DIR/<switch>, or at BUILD_DIR to "
+                                       "serve all its switches")]) from None
+    except SchemaError as e:
+        raise CompileError([error("E1216", f"{d / 'p4info.txtpb'}: {e}")]) from None
+
+
+def _build_devices(root: Path, no_pipeline: bool, roles):
+    """One device per switch of the build, with its device id and program (switches with
+    the same P4Info share one parse); the address they all declare, if they share one."""
+    from .build import load_build
+    from .schema import SchemaError, load_p4info
+    from .server import Programs, ReferenceTarget
+
+    build = load_build(root)
+    if not build.switches:
+        raise CompileError([error("E1231", f"{root} has no P4 switch (<switch>/p4info.txtpb)",
+                                  hint="compile with the p4 backend")])
+    by_id: dict[int, list[str]] = {}
+    for sw in build.switches:
+        by_id.setdefault(sw.device_id, []).append(sw.name)
+    clash = {i: names for i, names in by_id.items() if len(names) > 1}
+    if clash:
+        raise CompileError([error(
+            "E1231", f"{len(clash)} device id(s) of {root} are given to several switches: "
+                     "one server cannot host them all",
+            notes=[Note(f"device id {i}: {', '.join(n[:5])}" + (" ..." if len(n) > 5 else ""))
+                   for i, n in sorted(clash.items())[:5]],
+            hint="give each switch its own device_id in the topology, or serve each switch "
+                 "directory on its own address")])
+    programs = Programs()
+    parsed: dict[bytes, object] = {}  # P4Info text → its message: parse each text once
+    devices = []
+    for sw in build.switches:
+        p4info = None
+        if not no_pipeline:
+            text = sw.p4info.read_bytes()
+            if text not in parsed:
+                try:
+                    parsed[text] = load_p4info(sw.p4info).p4info
+                except SchemaError as e:
+                    raise CompileError([error("E1216", f"{sw.p4info}: {e}")]) from None
+            p4info = parsed[text]
+        dc = sw.device_config
+        devices.append(ReferenceTarget(sw.device_id, p4info,
+                                       dc.read_bytes() if dc and p4info is not None else b"",
+                                       roles=roles, programs=programs))
+    addresses = {sw.address for sw in build.switches}
+    shared = addresses.pop() if len(addresses) == 1 else None
+    ids = sorted(by_id)
+    return devices, shared, f"{root.name} ({len(devices)} switches, device ids {_ranges(ids)})"
+
+
+def _device_ids(text: str) -> list[int]:
+    """``1-1000`` or ``1,4,10-19`` → the ids, each once; anything else → E1231."""
+    ids: dict[int, None] = {}
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()) or (dash and int(hi) < int(lo)):
+            raise CompileError([error(
+                "E1231", f"--devices {text!r}: {part.strip()!r} is not an id or a range A-B "
+                         "(A <= B)", hint="for example --devices 1-1000 or --devices 1,4,10-19")])
+        for i in range(int(lo), int(hi if dash else lo) + 1):
+            ids[i] = None
+        if len(ids) > 100_000:
+            raise CompileError([error("E1231", f"--devices {text!r} names more than "
+                                               "100,000 devices")])
+    return list(ids)
+
+
+def _ranges(ids: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``1-3,7``."""
+    out: list[str] = []
+    for _, run in itertools.groupby(enumerate(sorted(ids)), key=lambda p: p[1] - p[0]):
+        xs = [x for _, x in run]
+        out.append(f"{xs[0]}-{xs[-1]}" if len(xs) > 1 else str(xs[0]))
+    return ",".join(out)
 
 
 def _declared_switch(d: Path) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .tls import TlsProblem, diagnose
 
 __all__ = [
     "TlsConfig", "Endpoint", "P4RuntimeError", "UpdateError", "NotPrimaryError", "TlsError",
-    "SwitchConnection", "connect", "pipeline_cookie", "read_kind", "DEFAULT_BATCH",
+    "SwitchConnection", "Channels", "connect", "pipeline_cookie", "read_kind", "DEFAULT_BATCH",
 ]
 
 DEFAULT_BATCH = 500  # updates per Write: large enough to amortise the RPC, small for gRPC
@@ -142,6 +142,9 @@ class SwitchConnection:
     _outbox: asyncio.Queue | None = None
     is_primary: bool = False
     primary_election_id: int | None = None
+    # A channel shared with other devices' connections (:class:`Channels`) is handed back
+    # on close, not closed.
+    release: Callable[[], Awaitable[None]] | None = None
 
     @property
     def name(self) -> str:
@@ -309,7 +312,10 @@ class SwitchConnection:
             await self._outbox.put(None)
         if self._stream is not None:
             self._stream.cancel()
-        await self.channel.close()
+        if self.release is not None:
+            await self.release()
+        else:
+            await self.channel.close()
 
     async def __aenter__(self) -> SwitchConnection:
         return self
@@ -318,26 +324,69 @@ class SwitchConnection:
         await self.close()
 
 
-async def connect(endpoint: Endpoint, *, primary: bool = True, timeout: float = 10.0
-                  ) -> SwitchConnection:
-    """Connect to a switch; with ``primary`` also win the arbitration (needed to write)."""
+def _channel(endpoint: Endpoint) -> grpc.aio.Channel:
     options = [("grpc.max_receive_message_length", 64 << 20),
                ("grpc.max_send_message_length", 64 << 20)]
     if endpoint.tls is not None:
         if endpoint.tls.server_name:
             options.append(("grpc.ssl_target_name_override", endpoint.tls.server_name))
-        channel = grpc.aio.secure_channel(endpoint.address, endpoint.tls.credentials(),
-                                          options=options)
+        return grpc.aio.secure_channel(endpoint.address, endpoint.tls.credentials(),
+                                       options=options)
+    return grpc.aio.insecure_channel(endpoint.address, options=options)
+
+
+class Channels:
+    """One gRPC channel per switch address (and TLS settings), shared by the connections
+    to every device behind it — HTTP/2 multiplexes their streams and calls — so a server
+    hosting a thousand devices gets one TCP connection, not a thousand. A channel belongs
+    to the event loop that opened it and is closed when its last connection closes."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple, list] = {}  # (loop, address, tls) → [channel, users]
+
+    def acquire(self, endpoint: Endpoint
+                ) -> tuple[grpc.aio.Channel, Callable[[], Awaitable[None]]]:
+        """The address's channel, and the coroutine function that hands it back."""
+        key = (asyncio.get_running_loop(), endpoint.address, endpoint.tls)
+        entry = self._open.get(key)
+        if entry is None:
+            entry = self._open[key] = [_channel(endpoint), 0]
+        entry[1] += 1
+        released = False
+
+        async def release() -> None:  # once, however often a connection closes
+            nonlocal released
+            if released:
+                return
+            released = True
+            entry[1] -= 1
+            if entry[1] == 0 and self._open.get(key) is entry:
+                del self._open[key]
+                await entry[0].close()
+        return entry[0], release
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+async def connect(endpoint: Endpoint, *, primary: bool = True, timeout: float = 10.0,
+                  channels: Channels | None = None) -> SwitchConnection:
+    """Connect to a switch; with ``primary`` also win the arbitration (needed to write).
+    With ``channels``, over the channel the switch's address shares with other devices."""
+    release = None
+    if channels is not None:
+        channel, release = channels.acquire(endpoint)
     else:
-        channel = grpc.aio.insecure_channel(endpoint.address, options=options)
+        channel = _channel(endpoint)
     # Every answer the switch owes is awaited ``timeout`` seconds at most: a stalled switch
     # fails the first call that goes unanswered.
-    conn = SwitchConnection(endpoint, channel, p4r_grpc.P4RuntimeStub(channel), timeout)
+    conn = SwitchConnection(endpoint, channel, p4r_grpc.P4RuntimeStub(channel), timeout,
+                            release=release)
     try:
         async with asyncio.timeout(timeout):
             await channel.channel_ready()
     except TimeoutError:
-        await channel.close()
+        await conn.close()
         tls = endpoint.tls
         problem = await asyncio.to_thread(
             diagnose, endpoint.address, tls.ca if tls else None, tls.cert if tls else None,

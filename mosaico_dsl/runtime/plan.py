@@ -75,11 +75,22 @@ class Plan:
     def drift(self) -> tuple[tuple[UnitPlan, Change], ...]:
         return tuple((u, d) for u in self.units for d in u.drift)
 
-    def render(self, limit: int = 200) -> str:
+    def render(self, limit: int = 200, units: int = 10, few: int = 10) -> str:
         """The plan as a readable diff (``+`` add, ``~`` modify, ``-`` delete, ``!`` replace),
-        drift first so it is not missed."""
+        drift first so it is not missed. Beyond ``units`` units (a thousand switches), the
+        first ``units`` with something to say are shown, ``few`` items each, and the others
+        counted."""
         out: list[str] = []
-        for u in self.units:
+        shown = list(self.units)
+        if len(shown) > units:
+            limit = min(limit, few)
+            telling = [u for u in shown if u.changes or u.drift]
+            shown = telling[:units]
+            ids = {id(u) for u in shown}
+            rest = [u for u in self.units if id(u) not in ids]
+        else:
+            rest = []
+        for u in shown:
             out.append(f"{u.target} {u.unit}: {u.summary()}")
             for n in u.notes:
                 out.append(f"  note: {n}")
@@ -90,6 +101,14 @@ class Plan:
                 out.extend(c.render())
             if len(u.changes) > limit:
                 out.append(f"  ... and {len(u.changes) - limit} more")
+        if rest:
+            changed = [u for u in rest if u.changes]
+            counts = {op: sum(u.counts()[op] for u in changed) for op in _WORD}
+            what = ", ".join(f"{n} to {_WORD[op]}" for op, n in counts.items() if n)
+            out.append(f"... and {len(rest)} more units: {len(changed)} with changes"
+                       + (f" ({what})" if what else "")
+                       + f", {len(rest) - len(changed)} unchanged"
+                       + " (`mosaico plan --format json` lists every unit)")
         total = sum(len(u.changes) for u in self.units)
         drift = sum(len(u.drift) for u in self.units)
         out.append(f"Plan: {total} change{'s' if total != 1 else ''} on "

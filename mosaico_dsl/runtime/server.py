@@ -30,9 +30,12 @@ action profiles, digests, value sets                UNIMPLEMENTED
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,7 +49,8 @@ from .entities import canonical, canonical_bytes, to_int
 from .roles import NO_ROLES, Role, RoleConfig
 from .schema import MatchKind, Schema, TableInfo
 
-__all__ = ["ReferenceTarget", "ServerHandle", "start_server", "serve", "TlsServerConfig"]
+__all__ = ["ReferenceTarget", "MultiDeviceTarget", "Programs", "ServerHandle", "start_server",
+           "serve", "TlsServerConfig"]
 
 API_VERSION = "1.4.0"
 _C = grpc.StatusCode
@@ -107,10 +111,60 @@ _MATCH_ONEOF = {MatchKind.EXACT: "exact", MatchKind.LPM: "lpm", MatchKind.TERNAR
                 MatchKind.RANGE: "range", MatchKind.OPTIONAL: "optional"}
 
 
-@dataclass
-class _Pipeline:
+@dataclass(frozen=True, eq=False)
+class _Program:
+    """A parsed P4Info and its device config. Never changed once made, so every device
+    running the same program shares one (a thousand devices, one parse)."""
+
     schema: Schema
-    config: p4r.ForwardingPipelineConfig
+    device_config: bytes
+
+
+class Programs:
+    """Programs by content: devices given the same P4Info and device config share one
+    :class:`_Program`. Held weakly: a program no device runs any more is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_digest: weakref.WeakValueDictionary[bytes, _Program] = \
+            weakref.WeakValueDictionary()
+
+    def get(self, p4info: p4i.P4Info, device_config: bytes = b"") -> _Program:
+        """The shared program (``SchemaError``, a ``ValueError``, for a bad P4Info)."""
+        digest = hashlib.sha256(p4info.SerializeToString(deterministic=True) + b"\0" +
+                                device_config).digest()
+        with self._lock:
+            program = self._by_digest.get(digest)
+            if program is None:
+                own = p4i.P4Info()
+                own.CopyFrom(p4info)  # the caller's message may change after this
+                program = _Program(Schema(own), device_config)
+                self._by_digest[digest] = program
+            return program
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+
+@dataclass(frozen=True)
+class _Pipeline:
+    """A device's committed (or saved) pipeline: a shared program and the device's cookie."""
+
+    program: _Program
+    cookie: int | None = None  # None: the request set no cookie
+
+    @property
+    def schema(self) -> Schema:
+        return self.program.schema
+
+    @property
+    def config(self) -> p4r.ForwardingPipelineConfig:
+        """The pipeline as ``SetForwardingPipelineConfig`` gave it (a fresh copy)."""
+        cfg = p4r.ForwardingPipelineConfig(p4_device_config=self.program.device_config)
+        cfg.p4info.CopyFrom(self.program.schema.p4info)
+        if self.cookie is not None:
+            cfg.cookie.cookie = self.cookie
+        return cfg
 
 
 @dataclass
@@ -153,8 +207,10 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
     def __init__(self, device_id: int = 1, p4info: p4i.P4Info | None = None,
                  device_config: bytes = b"", *, roles: RoleConfig = NO_ROLES,
                  max_streams: int = MAX_STREAMS,
-                 arbitration_timeout: float = ARBITRATION_TIMEOUT) -> None:
+                 arbitration_timeout: float = ARBITRATION_TIMEOUT,
+                 programs: Programs | None = None) -> None:
         self.device_id = device_id
+        self.programs = programs if programs is not None else Programs()
         self.roles = roles
         self.max_streams = max_streams
         self.arbitration_timeout = arbitration_timeout
@@ -168,9 +224,7 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
         self.pipelines = 0  # pipelines committed
         self.lock = threading.RLock()
         if p4info is not None:
-            config = p4r.ForwardingPipelineConfig(p4_device_config=device_config)
-            config.p4info.CopyFrom(p4info)
-            self.pipeline = _Pipeline(Schema(p4info), config)
+            self.pipeline = _Pipeline(self.programs.get(p4info, device_config))
 
     # ------------------------------------------------------------------ arbitration
 
@@ -207,21 +261,8 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             if not full:
                 self.streams += 1
         if full:
-            # Take the client's first message before refusing: an asyncio client whose write
-            # meets an already-closed stream reports INTERNAL instead of our status
-            # (grpc/grpc#36066).
-            # A client that never writes is refused after a second all the same.
-            taken = threading.Event()
-
-            def take() -> None:
-                with contextlib.suppress(StopIteration, grpc.RpcError):
-                    next(request_iterator)
-                taken.set()
-
-            threading.Thread(target=take, daemon=True, name="p4rt-refuse").start()
-            taken.wait(1.0)
-            context.abort(_C.RESOURCE_EXHAUSTED,
-                          f"too many open streams ({self.max_streams}); close one first")
+            _refuse(request_iterator, context,
+                    f"too many open streams ({self.max_streams}); close one first")
         me: _Controller | None = None
         role = ""
         out: queue.SimpleQueue = queue.SimpleQueue()
@@ -277,6 +318,10 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
                     self._notify(role)
 
     def _arbitrate(self, arb, me: _Controller | None, role: str) -> _Reject | None:
+        if me is not None and arb.device_id != self.device_id:
+            # PI: a stream is bound to the device of its first arbitration
+            return _Reject(_C.FAILED_PRECONDITION, f"this stream arbitrates for device "
+                                                   f"{self.device_id}, not {arb.device_id}")
         if arb.device_id != self.device_id:
             return _Reject(_C.NOT_FOUND, f"device id {arb.device_id} is not {self.device_id}")
         if me is not None and arb.role.name != role:
@@ -355,14 +400,15 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
                 self.pipeline, self.saved, self.state = self.saved, None, _State()
                 self.pipelines += 1
                 return p4r.SetForwardingPipelineConfigResponse()
-            try:
-                schema = Schema(request.config.p4info)
-            except ValueError as e:
-                raise _Reject(_C.INVALID_ARGUMENT, f"invalid P4Info: {e}") from None
             if not request.config.p4info.tables and not request.config.p4info.actions:
                 raise _Reject(_C.INVALID_ARGUMENT, "the P4Info is empty")
-            new = _Pipeline(schema, p4r.ForwardingPipelineConfig())
-            new.config.CopyFrom(request.config)
+            try:
+                program = self.programs.get(request.config.p4info,
+                                            request.config.p4_device_config)
+            except ValueError as e:
+                raise _Reject(_C.INVALID_ARGUMENT, f"invalid P4Info: {e}") from None
+            cfg = request.config
+            new = _Pipeline(program, cfg.cookie.cookie if cfg.HasField("cookie") else None)
             if action == A.VERIFY_AND_SAVE:
                 self.saved = new
             elif action == A.VERIFY_AND_COMMIT:
@@ -384,12 +430,13 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
         out = p4r.GetForwardingPipelineConfigResponse()
         if self.pipeline is None:
             return out
-        cfg = self.pipeline.config
-        out.config.cookie.CopyFrom(cfg.cookie)
+        pipeline = self.pipeline
+        if pipeline.cookie is not None:
+            out.config.cookie.cookie = pipeline.cookie
         if request.response_type in (R.ALL, R.P4INFO_AND_COOKIE):
-            out.config.p4info.CopyFrom(cfg.p4info)
+            out.config.p4info.CopyFrom(pipeline.schema.p4info)
         if request.response_type in (R.ALL, R.DEVICE_CONFIG_AND_COOKIE):
-            out.config.p4_device_config = cfg.p4_device_config
+            out.config.p4_device_config = pipeline.program.device_config
         return out
 
     def Capabilities(self, request, context):
@@ -880,6 +927,142 @@ class ReferenceTarget(p4r_grpc.P4RuntimeServicer):
             raise _Reject(_C.UNIMPLEMENTED, f"reading {which} is not supported")
 
 
+# Open StreamChannels a multi-device server admits at once, over all its devices (each
+# device still admits MAX_STREAMS): each holds a server thread, and a deploy holds one per
+# switch it works on (``--jobs``, 32 by default).
+MAX_SERVER_STREAMS = 128
+
+
+class MultiDeviceTarget(p4r_grpc.P4RuntimeServicer):
+    """Many P4Runtime devices behind one gRPC server, as PI's server (behind
+    ``simple_switch_grpc``) hosts one per device id: every RPC goes to the device its
+    ``device_id`` names, with that device's own pipeline, entries and arbitration (per
+    role). A ``device_id`` no device has is ``NOT_FOUND`` (P4Runtime specification, "Rules
+    for Handling MasterArbitrationUpdate Messages": "If device_id does not match any of
+    the devices known to the P4Runtime server ... the server must return a NOT_FOUND
+    error"); a stream stays bound to the device of its first arbitration.
+
+    Devices given the same program share its parsed P4Info (:class:`Programs`), so an
+    idle device costs its empty tables only.
+    """
+
+    def __init__(self, devices: Iterable[ReferenceTarget], *,
+                 max_streams: int = MAX_SERVER_STREAMS,
+                 arbitration_timeout: float = ARBITRATION_TIMEOUT) -> None:
+        self.devices: dict[int, ReferenceTarget] = {}
+        for d in devices:
+            if d.device_id in self.devices:
+                raise ValueError(f"device id {d.device_id} given twice")
+            self.devices[d.device_id] = d
+        self.max_streams = max_streams
+        self.arbitration_timeout = arbitration_timeout
+        self.streams = 0
+        self.streams_peak = 0  # most streams open at once (tests and benchmarks read it)
+        self.lock = threading.Lock()  # guards the stream counts: each device has its own
+
+    @classmethod
+    def of(cls, device_ids: Iterable[int], p4info: p4i.P4Info | None = None,
+           device_config: bytes = b"", **kw) -> MultiDeviceTarget:
+        """``device_ids`` devices, each running ``p4info`` (or none, waiting for one)."""
+        programs = Programs()
+        device_kw = {k: kw.pop(k) for k in ("roles",) if k in kw}
+        return cls((ReferenceTarget(i, p4info, device_config, programs=programs, **device_kw)
+                    for i in device_ids), **kw)
+
+    def _device(self, device_id: int, context) -> ReferenceTarget:
+        device = self.devices.get(device_id)
+        if device is None:
+            context.abort(_C.NOT_FOUND, f"no device with id {device_id} on this server")
+        return device
+
+    def Write(self, request, context):
+        return self._device(request.device_id, context).Write(request, context)
+
+    def Read(self, request, context):
+        yield from self._device(request.device_id, context).Read(request, context)
+
+    def SetForwardingPipelineConfig(self, request, context):
+        return self._device(request.device_id, context).SetForwardingPipelineConfig(
+            request, context)
+
+    def GetForwardingPipelineConfig(self, request, context):
+        return self._device(request.device_id, context).GetForwardingPipelineConfig(
+            request, context)
+
+    def Capabilities(self, request, context):
+        return p4r.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
+
+    def StreamChannel(self, request_iterator, context):
+        """Admit the stream (server-wide), wait for its first arbitration, and hand the
+        stream to the device it names, which arbitrates it as a single device does."""
+        with self.lock:
+            full = self.streams >= self.max_streams
+            if not full:
+                self.streams += 1
+                self.streams_peak = max(self.streams_peak, self.streams)
+        if full:
+            _refuse(request_iterator, context,
+                    f"too many open streams on this server ({self.max_streams}); close one "
+                    f"first")
+        try:
+            first = _first_arbitration(request_iterator, self.arbitration_timeout)
+            if first is None:
+                context.abort(_C.FAILED_PRECONDITION,
+                              f"no MasterArbitrationUpdate within "
+                              f"{self.arbitration_timeout:g}s of opening the stream")
+            if first is _ENDED:
+                return
+            device = self._device(first.arbitration.device_id, context)
+            yield from device.StreamChannel(itertools.chain((first,), request_iterator),
+                                            context)
+        finally:
+            with self.lock:
+                self.streams -= 1
+
+
+_ENDED = object()  # the client closed its side before arbitrating
+
+
+def _first_arbitration(request_iterator, timeout: float):
+    """The stream's first ``MasterArbitrationUpdate``, read in a thread so that a client
+    that never sends one costs ``timeout`` at most: None on timeout, ``_ENDED`` if the
+    stream ended first."""
+    got: queue.SimpleQueue = queue.SimpleQueue()
+
+    def take() -> None:
+        try:
+            for req in request_iterator:
+                if req.WhichOneof("update") == "arbitration":
+                    got.put(req)
+                    return
+        except grpc.RpcError:
+            pass
+        got.put(_ENDED)
+
+    threading.Thread(target=take, daemon=True, name="p4rt-first").start()
+    try:
+        return got.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+def _refuse(request_iterator, context, message: str) -> None:
+    """Refuse a stream with RESOURCE_EXHAUSTED (spec, "Rules for Handling
+    MasterArbitrationUpdate Messages"), after taking the client's first message: an asyncio
+    client whose write meets an already-closed stream reports INTERNAL instead of our
+    status (grpc/grpc#36066). A client that never writes is refused after a second."""
+    taken = threading.Event()
+
+    def take() -> None:
+        with contextlib.suppress(StopIteration, grpc.RpcError):
+            next(request_iterator)
+        taken.set()
+
+    threading.Thread(target=take, daemon=True, name="p4rt-refuse").start()
+    taken.wait(1.0)
+    context.abort(_C.RESOURCE_EXHAUSTED, message)
+
+
 def _entity(**kw) -> p4r.Entity:
     return p4r.Entity(**kw)
 
@@ -910,14 +1093,14 @@ class TlsServerConfig:
 @dataclass
 class ServerHandle:
     server: grpc.Server
-    target: ReferenceTarget
+    target: ReferenceTarget | MultiDeviceTarget
     port: int
 
     def stop(self, grace: float | None = None) -> None:
         self.server.stop(grace).wait()
 
 
-def start_server(target: ReferenceTarget, listen: str = "127.0.0.1:0",
+def start_server(target: ReferenceTarget | MultiDeviceTarget, listen: str = "127.0.0.1:0",
                  tls: TlsServerConfig | None = None, workers: int | None = None
                  ) -> ServerHandle:
     """Start serving ``target`` on ``listen`` (port 0 picks a free port) in threads.
@@ -946,8 +1129,8 @@ def start_server(target: ReferenceTarget, listen: str = "127.0.0.1:0",
     return ServerHandle(server, target, port)
 
 
-def serve(target: ReferenceTarget, listen: str, tls: TlsServerConfig | None = None,
-          ready=None) -> None:
+def serve(target: ReferenceTarget | MultiDeviceTarget, listen: str,
+          tls: TlsServerConfig | None = None, ready=None) -> None:
     """Serve until interrupted (``mosaico target serve``): SIGINT or SIGTERM stop it."""
     import signal
 

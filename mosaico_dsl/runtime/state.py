@@ -305,13 +305,16 @@ class StateStore:
             raise StateError("E1214", f"cannot read the state store {self.path}: {e}",
                              hint=_HINT_BROKEN) from None
 
-    def units(self, target: str | None = None, schema: Mapping | None = None
-              ) -> list[UnitRecord]:
-        """The unit records (of one target), each checked: its data a JSON object (and,
-        with ``schema``, valid against that JSON Schema)."""
+    def units(self, target: str | None = None, schema: Mapping | None = None, *,
+              name: str | None = None) -> list[UnitRecord]:
+        """The unit records (of one target; with ``name``, that unit's only), each checked:
+        its data a JSON object (and, with ``schema``, valid against that JSON Schema)."""
         q = "SELECT target, name, fingerprint, data, deployment FROM units"
-        rows = self._read(q + (" WHERE target=? ORDER BY name" if target else
-                               " ORDER BY target, name"), (target,) if target else ())
+        if target and name is not None:
+            rows = self._read(q + " WHERE target=? AND name=?", (target, name))
+        else:
+            rows = self._read(q + (" WHERE target=? ORDER BY name" if target else
+                                   " ORDER BY target, name"), (target,) if target else ())
         out = []
         for t, n, f, d, dep in rows:
             if not isinstance(t, str) or not isinstance(n, str):
@@ -332,7 +335,8 @@ class StateStore:
 
     def unit(self, target: str, name: str, schema: Mapping | None = None
              ) -> UnitRecord | None:
-        return next((u for u in self.units(target, schema) if u.name == name), None)
+        # by name: a thousand switches each reading its own record is not a million
+        return next(iter(self.units(target, schema, name=name)), None)
 
     def validate(self, rec: UnitRecord, schema: Mapping) -> None:
         """Check a record's data against its target's JSON Schema (E1225 with the path of

@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import functools
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,8 +38,10 @@ from .entities import (
     load_updates,
     payload,
 )
+from .jobs import gather_bounded
 from .p4runtime import (
     DEFAULT_BATCH,
+    Channels,
     Endpoint,
     P4RuntimeError,
     SwitchConnection,
@@ -192,14 +197,43 @@ class P4RuntimeTarget:
     def __init__(self, build: Build | None, *, tls: TlsConfig | None = None,
                  election_id: int = 1, role: str = "", batch: int = DEFAULT_BATCH,
                  timeout: float = 10.0, addresses: Mapping[str, str] | None = None,
-                 thrift: Mapping[str, str] | None = None) -> None:
+                 thrift: Mapping[str, str] | None = None, jobs: int | None = None) -> None:
         self.build = build
         self.tls, self.election_id, self.role = tls, election_id, role
         self.batch, self.timeout = batch, timeout
         self.addresses = dict(addresses or {})
         self.thrift = dict(thrift or {})
+        self.jobs = jobs  # switches planned or read at once (deploy's apply bounds its own)
+        # One gRPC channel per address, shared by the devices behind it.
+        self.channels = Channels()
+        # Parsed P4Infos by file content: a thousand switches running one program parse it
+        # once.
+        self._schemas: dict[bytes, Schema] = {}
+        self._records = None  # (store, records by name) while a plan or status runs
 
     # ------------------------------------------------------------------ endpoints
+
+    def _record(self, store: StateStore, name: str):
+        """The switch's record: from the records read once for this plan or status (a
+        thousand switches each asking for its own record would read all of them each)."""
+        cache = self._records
+        if cache is not None and cache[0] is store:
+            return cache[1].get(name)
+        return _record(store, name)
+
+    @contextlib.contextmanager
+    def _reading(self, store: StateStore):
+        """Read every switch record once, checked, for the duration of a plan or status."""
+        recs = {u.name: u for u in store.units(TARGET, RECORD_SCHEMA)}
+        for rec in recs.values():
+            if not rec.fingerprint.isdigit():
+                raise store.malformed(TARGET, rec.name, f"fingerprint {rec.fingerprint!r} "
+                                                        "is not a pipeline cookie")
+        self._records = (store, recs)
+        try:
+            yield
+        finally:
+            self._records = None
 
     def _names(self, store: StateStore) -> list[str]:
         names = [s.name for s in self.build.switches] if self.build else []
@@ -213,7 +247,7 @@ class P4RuntimeTarget:
         if name in self.addresses:
             return self.addresses[name], True
         art = self._artifacts(name)
-        rec = _record(store, name)
+        rec = self._record(store, name)
         if rec is not None and rec.data.get("address_given") and rec.data.get("address"):
             return rec.data["address"], True
         return (art.address if art else None) or (rec.data.get("address") if rec else
@@ -226,7 +260,7 @@ class P4RuntimeTarget:
         topology's ``thrift_port`` on the P4Runtime address's host, else the recorded one."""
         if name in self.thrift:
             return ThriftSource(self.thrift[name]), True
-        rec = _record(store, name)
+        rec = self._record(store, name)
         if rec is not None and rec.data.get("thrift_given") and rec.data.get("thrift"):
             return ThriftSource(rec.data["thrift"]), True
         art = self._artifacts(name)
@@ -238,7 +272,7 @@ class P4RuntimeTarget:
 
     def _endpoint(self, name: str, store: StateStore) -> Endpoint:
         art = self._artifacts(name)
-        rec = _record(store, name)
+        rec = self._record(store, name)
         address, _ = self._address(name, store)
         device_id = art.device_id if art else int(rec.data.get("device_id", 1)) if rec else 1
         if not address:
@@ -253,9 +287,17 @@ class P4RuntimeTarget:
             return None
         return next((s for s in self.build.switches if s.name == name), None)
 
+    def _schema(self, path: Path) -> Schema:
+        text = path.read_bytes()
+        digest = hashlib.sha256(text).digest()
+        schema = self._schemas.get(digest)
+        if schema is None:
+            schema = self._schemas[digest] = load_p4info(path)
+        return schema
+
     def _desired(self, art: SwitchArtifacts) -> _Desired:
         try:
-            schema = load_p4info(art.p4info)
+            schema = self._schema(art.p4info)
             updates = load_updates(art.entries) if art.entries.is_file() else []
             metrics = _load_metrics(art.metrics) if art.metrics else None
         except (SchemaError, EntriesError, OSError, ValueError, KeyError) as e:
@@ -269,16 +311,37 @@ class P4RuntimeTarget:
 
     async def _connect(self, ep: Endpoint, primary: bool) -> SwitchConnection:
         try:
-            return await connect(ep, primary=primary, timeout=self.timeout)
+            return await connect(ep, primary=primary, timeout=self.timeout,
+                                 channels=self.channels)
         except P4RuntimeError as e:
             raise _unreachable(e, ep) from None
+
+    def _check_devices(self, names: Sequence[str], store: StateStore) -> None:
+        """Two switches at one address with one device id are one device: deploying both
+        would write one program over the other (E1234)."""
+        at: dict[tuple[str, int], list[str]] = {}
+        for n in names:
+            try:
+                ep = self._endpoint(n, store)
+            except CompileError:
+                continue  # no address: E1204 when it is planned
+            at.setdefault((ep.address, ep.device_id), []).append(n)
+        clash = [(k, v) for k, v in at.items() if len(v) > 1]
+        if clash:
+            raise CompileError([error(
+                "E1234", f"switches {', '.join(v)} are the same device: {a} device id {d}",
+                hint="give each switch of a multi-device server its own device_id in the "
+                     "topology (or --address it elsewhere)") for (a, d), v in clash[:5]])
 
     # ------------------------------------------------------------------ plan
 
     async def plan(self, store: StateStore, destroy: bool = False) -> list[UnitPlan]:
-        names = self._names(store)
-        results = await asyncio.gather(*(self._plan_one(n, store, destroy) for n in names),
-                                       return_exceptions=True)
+        with self._reading(store):
+            names = self._names(store)
+            self._check_devices(names, store)
+            results = await gather_bounded(
+                [functools.partial(self._plan_one, n, store, destroy) for n in names],
+                self.jobs)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             _raise_all(errors)
@@ -300,10 +363,13 @@ class P4RuntimeTarget:
                 queries.append(q)
                 if e.HasField("register_entry"):
                     registers.append(e.register_entry)
-        if pre:
+        if pre:  # multicast groups and clone sessions (a second deploy must find them)
             queries.append(p4r.Entity(packet_replication_engine_entry=p4r.
                                       PacketReplicationEngineEntry(
                                           multicast_group_entry=p4r.MulticastGroupEntry())))
+            queries.append(p4r.Entity(packet_replication_engine_entry=p4r.
+                                      PacketReplicationEngineEntry(
+                                          clone_session_entry=p4r.CloneSessionEntry())))
         read, failed = await conn.read_each(queries)
         unavailable = {k: f"{v.code.name}: {v.message}" for k, v in failed.items()}
         if "registers" in unavailable and thrift is not None:
@@ -343,7 +409,7 @@ class P4RuntimeTarget:
         art = None if destroy else self._artifacts(name)
         destroy = destroy or art is None  # a switch gone from the build: remove what is ours
         ep = self._endpoint(name, store)
-        rec = _record(store, name)
+        rec = self._record(store, name)
         recorded = _recorded_entities(store, name)
         desired = self._desired(art) if art else None
         want = dict(desired.entities) if desired else {}
@@ -563,7 +629,7 @@ class P4RuntimeTarget:
         deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
             try:
-                return await connect(ep, timeout=self.timeout)
+                return await connect(ep, timeout=self.timeout, channels=self.channels)
             except P4RuntimeError as e:
                 duplicate = e.code == grpc.StatusCode.INVALID_ARGUMENT and \
                     "already exists" in e.message
@@ -621,8 +687,13 @@ class P4RuntimeTarget:
     # ------------------------------------------------------------------ status
 
     async def status(self, store: StateStore) -> list[StatusRow]:
-        names = self._names(store)
-        rows = await asyncio.gather(*(self._status_one(n, store) for n in names))
+        with self._reading(store):
+            names = self._names(store)
+            rows = await gather_bounded(
+                [functools.partial(self._status_one, n, store) for n in names], self.jobs)
+        for r in rows:
+            if isinstance(r, BaseException):
+                raise r
         return [r for rs in rows for r in rs]
 
     def _metrics(self, name: str, rec) -> tuple[SwitchMetrics | None, str]:
@@ -637,7 +708,7 @@ class P4RuntimeTarget:
             return None, f"unreadable metrics map: {e}"
 
     async def _status_one(self, name: str, store: StateStore) -> list[StatusRow]:
-        rec = _record(store, name)
+        rec = self._record(store, name)
         try:
             ep = self._endpoint(name, store)
         except CompileError as e:
@@ -646,7 +717,8 @@ class P4RuntimeTarget:
         if metrics is None and not detail:
             detail = "no metrics map (metrics.json): counters not read"
         try:
-            conn = await connect(ep, primary=False, timeout=self.timeout)
+            conn = await connect(ep, primary=False, timeout=self.timeout,
+                                 channels=self.channels)
         except P4RuntimeError as e:
             return [StatusRow("*", name, TARGET, "unreachable", detail=e.message)]
         reading = None

@@ -18,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .faults import Faults
 from .interrupt import Interrupt
+from .jobs import gather_bounded
 from .state import StateError, WriteAhead
 
-__all__ = ["Transaction", "Undo", "Step", "RollbackReport", "Undoer"]
+__all__ = ["Transaction", "Undo", "Step", "RollbackReport", "Undoer", "undo_all", "run_undo"]
 
 # A target's undo of one recorded step: sync (run in a worker thread) or async.
 Undoer = Callable[[Mapping[str, Any]], Awaitable[None] | None]
@@ -74,8 +76,10 @@ class Step:
 
 class Transaction:
     def __init__(self, undoers: Mapping[str, Undoer], *, record: WriteAhead | None = None,
-                 interrupt: Interrupt | None = None, faults: Faults | None = None) -> None:
+                 interrupt: Interrupt | None = None, faults: Faults | None = None,
+                 jobs: int | None = None) -> None:
         self._undoers = dict(undoers)
+        self._jobs = jobs
         self._record = record
         self._interrupt = interrupt
         self._faults = faults or Faults.from_env()
@@ -144,23 +148,58 @@ class Transaction:
     async def rollback(self) -> RollbackReport:
         """Undo every announced step, newest first; clear the write-ahead record of those
         undone (a failed undo's intent stays, for the next run to retry)."""
-        report = RollbackReport()
         with self._mutex:
             journal, self._journal = self._journal, []
-        for step in reversed(journal):
-            try:
-                await run_undo(self._undoers[step.target], step.spec)
-            except Exception as e:
-                report.failed.append((step, f"{type(e).__name__}: {e}"
-                                      if not _is_diagnostic(e) else _first_message(e)))
-            else:
-                report.undone.append(step)
+        report = await undo_all(list(reversed(journal)), self._undoers, jobs=self._jobs)
         if self._record is not None:
             try:
                 self._record.discard(u.seq for u in report.undone if u.seq is not None)
             except StateError as e:
                 report.record_kept = e.diagnostics[0].message
         return report
+
+
+async def undo_all(steps: Sequence[Undo], undoers: Mapping[str, Undoer], *,
+                   jobs: int | None = None,
+                   each: Callable[[Undo, str | None], None] | None = None) -> RollbackReport:
+    """Undo ``steps``, given newest first. The steps of one unit run in that order; the
+    units of a stretch of steps of one target (a thousand switches written concurrently)
+    are undone concurrently, ``jobs`` at a time; targets unwind in the reverse of the
+    order they were applied. ``each(step, error)`` hears of every step (error None: it
+    was undone). The report lists the steps in the order given."""
+    outcome: dict[int, str | None] = {}  # index in steps → None (undone) or why not
+
+    async def unit(indices: list[int]) -> None:
+        for i in indices:
+            step = steps[i]
+            try:
+                await run_undo(undoers[step.target], step.spec)
+            except Exception as e:
+                outcome[i] = _first_message(e) if _is_diagnostic(e) else \
+                    f"{type(e).__name__}: {e}"
+            else:
+                outcome[i] = None
+            if each is not None:
+                each(step, outcome[i])
+
+    i = 0
+    while i < len(steps):
+        target = steps[i].target
+        units: dict[str, list[int]] = {}
+        while i < len(steps) and steps[i].target == target:
+            units.setdefault(steps[i].unit, []).append(i)
+            i += 1
+        results = await gather_bounded([partial(unit, idx) for idx in units.values()], jobs)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r  # a cancellation, never an undo's own failure (caught above)
+    report = RollbackReport()
+    for i, step in enumerate(steps):
+        if outcome.get(i, "not run") is None:
+            report.undone.append(step)
+        else:
+            report.failed.append((step, outcome.get(i) or "not run"))
+    return report
 
 
 async def run_undo(undoer: Undoer, spec: Mapping[str, Any]) -> None:
