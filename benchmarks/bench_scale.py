@@ -548,9 +548,10 @@ def measure(family: str, size: int, n_services: int, seed: int = 1,
     return row
 
 
-def _exponent(rows: list[dict], stage: str) -> tuple[float | None, float | None]:
-    """(end-to-end slope, least-squares slope) of log seconds against log n."""
-    pts = [(math.log(r["switches"] + r["services"]), math.log(r["stages"][stage]["seconds"]))
+def _exponent(rows: list[dict], stage: str, size: Callable[[dict], int]
+              ) -> tuple[float | None, float | None]:
+    """(end-to-end slope, least-squares slope) of log seconds against log ``size``."""
+    pts = [(math.log(size(r)), math.log(r["stages"][stage]["seconds"]))
            for r in rows if "seconds" in r["stages"].get(stage, {})]
     if len(pts) < 2:
         return None, None
@@ -643,14 +644,18 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr, flush=True)
         _print_table(rows)
         if len(rows) > 1:
-            print("growth exponent of time in n = switches + services "
-                  "(first→last, least squares):")
+            # A fat tree's links grow as k³ while its switches grow as k², so its program
+            # (the input) grows as n^1.5: a stage linear in its input shows 1.5 in n.
+            print("growth exponent of time (first→last, least squares) in "
+                  "n = switches + services, and in the program's lines:")
             for name, _ in STAGES:
                 if not any(name in r["stages"] for r in rows):
                     continue
-                ends, fit = _exponent(rows, name)
+                ends, fit = _exponent(rows, name, lambda r: r["switches"] + r["services"])
+                by_lines = _exponent(rows, name, lambda r: r["lines"])
                 if ends is not None:
-                    print(f"  {name:8} {ends:5.2f}  {fit:5.2f}")
+                    print(f"  {name:8} {ends:5.2f}  {fit:5.2f}   |  lines {by_lines[0]:5.2f}  "
+                          f"{by_lines[1]:5.2f}")
         print()
         all_rows += rows
     if args.json:

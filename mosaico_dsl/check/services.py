@@ -200,7 +200,13 @@ def _sources(s: A.ServiceDecl, topology: I.Topology, destination: str,
     stmt = s.sources
     endpoints = [e.name for e in topology.endpoints]
     if stmt is None:
-        return tuple(e for e in endpoints if e != destination)
+        others = tuple(e for e in endpoints if e != destination)
+        if not others:  # else placement would be asked to route nothing
+            report(error("E0606", f"service `{s.name}` has no source: `{destination}` is the "
+                         f"only endpoint of topology `{topology.name}`", s.span,
+                         "add the endpoints its traffic comes from, linked to a switch"))
+            return None
+        return others
     ok = True
     for name in stmt.sources:
         if name not in endpoints:

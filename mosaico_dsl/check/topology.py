@@ -197,6 +197,7 @@ def check_topology(t: A.TopologyDecl, ev: Evaluator, report: Report) -> I.Topolo
     links = []
     used_ports: dict[tuple[str, int], A.LinkEnd] = {}
     pairs: dict[frozenset, A.LinkDecl] = {}
+    switch_named = {s.name: s for s in reversed(switches)}  # the first of a name, as before
     for link in t.links:
         ends = []
         for end in (link.a, link.b):
@@ -207,7 +208,7 @@ def check_topology(t: A.TopologyDecl, ev: Evaluator, report: Report) -> I.Topolo
                 ok = False
                 continue
             if decl.kind == "switch":
-                built = next((s for s in switches if s.name == end.node), None)
+                built = switch_named.get(end.node)
                 if end.port is None:
                     report(error("E0704", f"switch `{end.node}` needs a port number here",
                                  end.span, f"write `{end.node}.1` for port 1"))

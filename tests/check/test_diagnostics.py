@@ -161,6 +161,10 @@ CASES = [
                                             "  endpoint lonely { ip: 10.9.9.9 }\n"
                                             "  endpoint server"),
          "no path from `lonely` to `server` in topology `lab`", "from ...", 16),
+    Case("E0606", service(OK_CHAIN).replace("  endpoint client             { ip: 10.0.1.1 }\n", "")
+         .replace("  link client -- s1.1   { bandwidth: 1Gbps, delay: 1ms }\n", ""),
+         "service `web` has no source: `server` is the only endpoint of topology `lab`",
+         "add the endpoints", 13),
     Case("E0607", service("match 10.0.2.1 == ipv4.dst\n" + OK_CHAIN),
          "put the packet field on the left of the comparison", "ipv4.dst == 10.0.2.1", 16),
     Case("E0608", service("chain { Drop() }", "function Drop() : forward {\n"
