@@ -172,6 +172,23 @@ def test_a_refusing_switch_midway_rolls_back_every_switch(fabric, server, tmp_pa
         assert store.units("p4runtime") == [] and store.intents() == []
 
 
+def test_a_long_rollback_is_summarised():
+    """The report of a rollback lists every undone step up to 60; beyond, the first 20 and
+    a count of the rest and of the units they were on (the branch the deploy above, with
+    its 50 switches, may not reach)."""
+    from mosaico_dsl.runtime.deployment import _rollback_diagnostic
+    from mosaico_dsl.runtime.transaction import RollbackReport, Undo
+
+    steps = [Undo("p4runtime", f"p4runtime s{i % 7}", f"step {i}", {}) for i in range(100)]
+    long = _rollback_diagnostic(RollbackReport(undone=steps), "deploy")
+    assert [n.message for n in long.notes[:20]] == [
+        f"undone: p4runtime s{i % 7}: step {i}" for i in range(20)]
+    assert [n.message for n in long.notes[20:]] == [
+        "undone: ... and 80 more step(s) on 7 unit(s)"]
+    short = _rollback_diagnostic(RollbackReport(undone=steps[:60]), "deploy")
+    assert len(short.notes) == 60 and "more step(s)" not in short.notes[-1].message
+
+
 def test_killed_deploy_is_found_and_undone_by_destroy(fabric, server, tmp_path):
     """A deploy killed at its 20th step (SIGKILL: no rollback) leaves its intents in the
     write-ahead record; `destroy` finds and undoes every one of them on every device."""
